@@ -1,0 +1,120 @@
+# sechan: the one entry point. `make` builds the host library and tools into
+# build/host/; `make test` runs every suite; see README.md for the rest.
+
+BUILD := build
+HOST := $(BUILD)/host
+MBEDTLS_DIR := $(BUILD)/mbedtls
+MBEDTLS_SRC := $(MBEDTLS_DIR)/src
+MBEDTLS_STAMP := $(MBEDTLS_SRC)/.sechan-fetched
+TEST_DIR := $(BUILD)/test
+
+CC ?= cc
+AR ?= ar
+OPT ?= -O2
+# Messages are truncated on purpose to fit fixed buffers: no format-truncation.
+WARN := -Wall -Wextra -Werror -Wshadow -Wconversion -Wstrict-prototypes -Wno-format-truncation
+CFLAGS := -std=c11 $(OPT) -g $(WARN) -ffunction-sections -fdata-sections
+CPPFLAGS := -Iinclude -Itls -I$(MBEDTLS_SRC)/include -DSC_TLS_HOST \
+	-DMBEDTLS_CONFIG_FILE='"sc_mbedtls_config.h"'
+DEPFLAGS = -MMD -MP
+LDLIBS := -lpthread
+
+LIB_SRCS := $(wildcard core/*.c) port/posix/port_posix.c \
+	transports/sock.c transports/pipe.c $(wildcard tls/*.c)
+LIB_OBJS := $(LIB_SRCS:%.c=$(HOST)/obj/%.o)
+LIBSECHAN := $(HOST)/libsechan.a
+LIBMBED := $(HOST)/libsechan-mbedtls.a
+LIBS := $(LIBSECHAN) $(LIBMBED)
+
+TESTUTIL_SRCS := $(wildcard test/util/*.c)
+TESTUTIL_OBJS := $(filter-out %selftest.o,$(TESTUTIL_SRCS:%.c=$(HOST)/obj/%.o))
+UNIT_SRCS := $(wildcard test/unit/test_*.c)
+INTEROP_SRCS := $(wildcard test/interop/test_*.c)
+UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(HOST)/test/%)
+INTEROP_BINS := $(INTEROP_SRCS:test/interop/%.c=$(HOST)/test/%)
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(HOST)/%)
+
+.PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
+	pki demo clean distclean
+.DEFAULT_GOAL := all
+
+all: lib tools
+
+lib: $(LIBS)
+
+tools: $(TOOL_BINS)
+
+# ---- Mbed TLS: Debian trixie's source package, our config, built here ----
+$(MBEDTLS_STAMP): scripts/fetch-mbedtls.sh
+	scripts/fetch-mbedtls.sh $(MBEDTLS_DIR)
+	@touch $@
+
+$(LIBMBED): $(MBEDTLS_STAMP) tls/sc_mbedtls_config.h mk/mbedtls.mk
+	@$(MAKE) --no-print-directory -f mk/mbedtls.mk SRC=$(MBEDTLS_SRC) \
+		OUT=$(HOST)/mbedtls LIB=$@ CC="$(CC)" AR="$(AR)" OPT="$(OPT)" \
+		CFG_CFLAGS=-DSC_TLS_HOST
+
+# ---- our objects ----
+$(HOST)/obj/%.o: %.c | $(MBEDTLS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(DEPFLAGS) -c $< -o $@
+
+$(LIBSECHAN): $(LIB_OBJS)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+$(HOST)/%: $(HOST)/obj/tools/%.o $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBS) $(LDLIBS)
+
+# ---- tests ----
+$(HOST)/test/%: $(HOST)/obj/test/unit/%.o $(TESTUTIL_OBJS) $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(TESTUTIL_OBJS) $(LIBS) -lcmocka $(LDLIBS)
+
+$(HOST)/test/test_interop_%: $(HOST)/obj/test/interop/test_interop_%.o $(TESTUTIL_OBJS) $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $< $(TESTUTIL_OBJS) $(LIBS) -lcmocka $(LDLIBS)
+
+tests: $(UNIT_BINS) $(INTEROP_BINS)
+
+pki: $(TEST_DIR)/pki-out/.done
+$(TEST_DIR)/pki-out/.done: test/pki/mkpki.sh
+	test/pki/mkpki.sh $(TEST_DIR)/pki-out
+
+# The library must never reference the heap: check every object we ship,
+# ours and Mbed TLS's. The self-test proves the check can fail.
+check-nomalloc: $(LIBS) check-nomalloc-selftest
+	scripts/check-nomalloc.sh $(LIBSECHAN) $(LIBMBED)
+
+check-nomalloc-selftest: $(HOST)/obj/test/nomalloc/uses_heap.o
+	@if scripts/check-nomalloc.sh $< >/dev/null 2>&1; then \
+		echo "check-nomalloc-selftest: FAILED: an object calling malloc passed"; exit 1; \
+	else echo "check-nomalloc-selftest: OK (an object calling malloc is rejected)"; fi
+
+$(HOST)/obj/test/nomalloc/uses_heap.o: test/nomalloc/uses_heap.c
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O0 -c $< -o $@
+
+test: all tests pki check-nomalloc
+	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
+		scripts/run-tests.sh $(UNIT_BINS) $(INTEROP_BINS)
+
+unit: $(UNIT_BINS) pki
+	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
+		scripts/run-tests.sh $(UNIT_BINS)
+
+interop: $(INTEROP_BINS) pki
+	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
+		scripts/run-tests.sh $(INTEROP_BINS)
+
+demo: all pki
+	scripts/demo.sh
+
+clean:
+	rm -rf $(HOST) $(TEST_DIR)
+
+distclean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(HOST)/obj -name '*.d' 2>/dev/null)

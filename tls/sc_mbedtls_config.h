@@ -1,0 +1,116 @@
+/* sc_mbedtls_config.h: the Mbed TLS 3.6 configuration of sechan.
+ *
+ * Selected with -DMBEDTLS_CONFIG_FILE='"sc_mbedtls_config.h"'. Everything not
+ * listed here is off. Costs are for Cortex-M3 -Os where measured
+ * (../shared/notes/mbedtls.md); the host build adds what only a host needs
+ * (threads, AES-NI, error strings) under SC_TLS_HOST.
+ */
+#ifndef SC_MBEDTLS_CONFIG_H
+#define SC_MBEDTLS_CONFIG_H
+
+/* ---- Memory: no heap. All allocation goes to a static arena through
+ * memory_buffer_alloc; the platform defaults point at functions that always
+ * fail, so no object references libc's calloc/free. */
+#define MBEDTLS_PLATFORM_C
+#define MBEDTLS_PLATFORM_MEMORY
+#define MBEDTLS_MEMORY_BUFFER_ALLOC_C
+#define MBEDTLS_PLATFORM_STD_CALLOC sc_mbedtls_no_calloc
+#define MBEDTLS_PLATFORM_STD_FREE sc_mbedtls_no_free
+#include <stddef.h>
+void *sc_mbedtls_no_calloc(size_t n, size_t size);
+void sc_mbedtls_no_free(void *p);
+
+/* ---- Time: validity dates of certificates. gmtime_r from glibc may
+ * allocate (tzset), so the conversion is ours (tls/tls_platform.c). */
+#define MBEDTLS_HAVE_TIME
+#define MBEDTLS_HAVE_TIME_DATE
+#define MBEDTLS_PLATFORM_GMTIME_R_ALT
+
+/* ---- Entropy: only from sechan's port (sc_port_entropy) via the hardware
+ * hook; no platform source is compiled in. PSA's DRBG is the one RNG. */
+#define MBEDTLS_NO_PLATFORM_ENTROPY
+#define MBEDTLS_ENTROPY_HARDWARE_ALT
+#define MBEDTLS_ENTROPY_C
+#define MBEDTLS_CTR_DRBG_C
+#define MBEDTLS_HMAC_DRBG_C
+
+/* ---- Primitives */
+#define MBEDTLS_PSA_CRYPTO_C          /* required by TLS 1.3 */
+#define MBEDTLS_CIPHER_C
+#define MBEDTLS_MD_C
+#define MBEDTLS_AES_C
+#define MBEDTLS_GCM_C
+#define MBEDTLS_CHACHA20_C
+#define MBEDTLS_POLY1305_C
+#define MBEDTLS_CHACHAPOLY_C
+#define MBEDTLS_SHA224_C
+#define MBEDTLS_SHA256_C
+#define MBEDTLS_SHA384_C
+#define MBEDTLS_SHA512_C
+#define MBEDTLS_HKDF_C
+#define MBEDTLS_BIGNUM_C
+#define MBEDTLS_ECP_C
+#define MBEDTLS_ECP_NIST_OPTIM
+#define MBEDTLS_ECP_DP_SECP256R1_ENABLED
+#define MBEDTLS_ECP_DP_CURVE25519_ENABLED
+#define MBEDTLS_ECDH_C
+#define MBEDTLS_ECDSA_C
+#define MBEDTLS_ECDSA_DETERMINISTIC
+#define MBEDTLS_RSA_C
+#define MBEDTLS_PKCS1_V15
+#define MBEDTLS_PKCS1_V21             /* RSA-PSS: TLS 1.3 signatures */
+
+/* ---- Keys and certificates */
+#define MBEDTLS_ASN1_PARSE_C
+#define MBEDTLS_ASN1_WRITE_C
+#define MBEDTLS_OID_C
+#define MBEDTLS_BASE64_C
+#define MBEDTLS_PEM_PARSE_C
+#define MBEDTLS_PK_C
+#define MBEDTLS_PK_PARSE_C
+#define MBEDTLS_X509_USE_C
+#define MBEDTLS_X509_CRT_PARSE_C
+#define MBEDTLS_X509_CRL_PARSE_C
+
+/* ---- TLS: 1.3 and 1.2, client and server, certificates and PSK */
+#define MBEDTLS_SSL_TLS_C
+#define MBEDTLS_SSL_CLI_C
+#define MBEDTLS_SSL_SRV_C
+#define MBEDTLS_SSL_PROTO_TLS1_2
+#define MBEDTLS_SSL_PROTO_TLS1_3
+#define MBEDTLS_SSL_TLS1_3_COMPATIBILITY_MODE
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_ENABLED
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL_ENABLED
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL_ENABLED
+#define MBEDTLS_KEY_EXCHANGE_ECDHE_ECDSA_ENABLED
+#define MBEDTLS_KEY_EXCHANGE_ECDHE_RSA_ENABLED
+#define MBEDTLS_KEY_EXCHANGE_PSK_ENABLED
+#define MBEDTLS_KEY_EXCHANGE_ECDHE_PSK_ENABLED
+#define MBEDTLS_SSL_ENCRYPT_THEN_MAC
+#define MBEDTLS_SSL_EXTENDED_MASTER_SECRET
+#define MBEDTLS_SSL_SERVER_NAME_INDICATION
+#define MBEDTLS_SSL_KEEP_PEER_CERTIFICATE   /* required by TLS 1.3 in 3.6 */
+#define MBEDTLS_SSL_KEYING_MATERIAL_EXPORT  /* tls-exporter channel binding */
+#define MBEDTLS_SSL_SESSION_TICKETS         /* accept servers' NewSessionTicket */
+#define MBEDTLS_SSL_ALL_ALERT_MESSAGES
+#define MBEDTLS_SSL_RECORD_SIZE_LIMIT       /* RFC 8449: small records for small RAM */
+
+#if defined(SC_TLS_HOST)
+#define MBEDTLS_ECP_DP_SECP384R1_ENABLED
+#define MBEDTLS_HAVE_ASM
+#define MBEDTLS_AESNI_C
+#define MBEDTLS_THREADING_C                 /* one arena, several threads */
+#define MBEDTLS_THREADING_PTHREAD
+#define MBEDTLS_ERROR_C                     /* mbedtls_strerror in messages */
+#define MBEDTLS_MEMORY_DEBUG                /* arena high-water mark */
+#define MBEDTLS_SSL_IN_CONTENT_LEN 16384
+#define MBEDTLS_SSL_OUT_CONTENT_LEN 16384
+#endif
+
+#if defined(SC_TLS_SMALL)
+/* Small boards: receive buffer sized for the peer's records (RFC 8449). */
+#define MBEDTLS_SSL_IN_CONTENT_LEN 2048
+#define MBEDTLS_SSL_OUT_CONTENT_LEN 1024
+#endif
+
+#endif

@@ -1,0 +1,74 @@
+/* Private to tls/: the layouts behind the opaque public structs. */
+#ifndef SC_TLS_INTERNAL_H
+#define SC_TLS_INTERNAL_H
+
+#include <mbedtls/ssl.h>
+#include <mbedtls/x509_crl.h>
+#include <mbedtls/x509_crt.h>
+
+#include "sechan/tls.h"
+
+struct tls_psk_entry {
+    char identity[SC_TLS_PSK_ID_MAX + 1];
+    uint8_t key[SC_TLS_PSK_KEY_MAX];
+    size_t key_len;
+};
+
+struct tls_creds_impl {
+    mbedtls_x509_crt ca;
+    mbedtls_x509_crl crl;
+    mbedtls_x509_crt own_cert;
+    mbedtls_pk_context own_key;
+    bool have_ca;
+    bool have_crl;
+    bool have_own;
+    size_t psk_count;
+    struct tls_psk_entry psk[SC_TLS_PSK_MAX];
+    char msg[192];
+};
+
+struct tls_impl {
+    mbedtls_ssl_context ssl;
+    mbedtls_ssl_config conf;
+    const struct tls_creds_impl *creds;
+    struct sc_channel *lower;
+    sc_tls_verify_fn verify_cb;
+    void *verify_arg;
+    enum sc_tls_endpoint endpoint;
+    bool use_psk;            /* PSK is (one of) the configured ways in */
+    bool no_hostname_check;
+    bool handshake_done;
+    enum sc_dir want;
+    int lower_err;           /* error the channel below gave to a BIO call */
+    int mbed_err;            /* raw Mbed TLS code of the first failure */
+    const struct tls_psk_entry *psk_used;
+    char msg[160];
+};
+
+static inline struct tls_impl *tls_impl_of(struct sc_tls *t)
+{
+    return (struct tls_impl *)(void *)t->opaque.bytes;
+}
+
+static inline const struct tls_impl *tls_impl_of_const(const struct sc_tls *t)
+{
+    return (const struct tls_impl *)(const void *)t->opaque.bytes;
+}
+
+static inline struct tls_creds_impl *tls_creds_of(struct sc_tls_creds *c)
+{
+    return (struct tls_creds_impl *)(void *)c->opaque.bytes;
+}
+
+static inline const struct tls_creds_impl *tls_creds_of_const(const struct sc_tls_creds *c)
+{
+    return (const struct tls_creds_impl *)(const void *)c->opaque.bytes;
+}
+
+/* Describe an Mbed TLS error code into buf ("-0x2700 X509 - Certificate ..."). */
+void tls_describe_mbedtls(int code, char *buf, size_t cap);
+
+/* Wipe memory the compiler may not elide. */
+void tls_wipe(void *p, size_t n);
+
+#endif
