@@ -59,6 +59,7 @@ void sc_mbedtls_no_free(void *p);
 #define MBEDTLS_RSA_C
 #define MBEDTLS_PKCS1_V15
 #define MBEDTLS_PKCS1_V21             /* RSA-PSS: TLS 1.3 signatures */
+#define MBEDTLS_X509_RSASSA_PSS_SUPPORT /* offers rsa_pss_rsae_* (else no RSA in 1.3) */
 
 /* ---- Keys and certificates */
 #define MBEDTLS_ASN1_PARSE_C

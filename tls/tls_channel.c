@@ -137,7 +137,10 @@ static int tls_fail(struct tls_impl *im, int mbed, const char *phase)
              alert == MBEDTLS_SSL_ALERT_MSG_BAD_RECORD_MAC ||
              alert == MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE ||
              alert == MBEDTLS_SSL_ALERT_MSG_ILLEGAL_PARAMETER ||
-             alert == MBEDTLS_SSL_ALERT_MSG_UNKNOWN_PSK_IDENTITY)) {
+             alert == MBEDTLS_SSL_ALERT_MSG_UNKNOWN_PSK_IDENTITY ||
+             /* Mbed TLS servers that know no offered identity and have
+              * nothing else to fall back on send missing_extension. */
+             alert == MBEDTLS_SSL_ALERT_MSG_MISSING_EXTENSION)) {
             code = SC_ERR_TLS_PSK;
             snprintf(alert_text, sizeof(alert_text),
                      "peer rejected our pre-shared key (alert %s)",
@@ -377,12 +380,27 @@ static long tls_write(struct sc_channel *ch, const void *buf, size_t len)
     int r = tls_step(im);
     if (r != 0)
         return r;
+    /* After WANT_WRITE, Mbed TLS holds a record made of the first
+     * write_pending bytes and, on the next call, reports whatever length it
+     * is given once that record is out. Retry with exactly that many bytes
+     * so a caller whose retry carries more data loses none of it. */
+    if (im->write_pending != 0) {
+        if (len < im->write_pending)
+            return SC_ERR_INVAL;  /* the retry must start with the same bytes */
+        len = im->write_pending;
+    }
     if (len > INT32_MAX)
         len = INT32_MAX;
     int n = mbedtls_ssl_write(&im->ssl, buf, len);
-    if (n > 0)
+    if (n > 0) {
+        im->write_pending = 0;
         return n;
+    }
     if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE) {
+        if (im->write_pending == 0) {
+            int max = mbedtls_ssl_get_max_out_record_payload(&im->ssl);
+            im->write_pending = max > 0 && (size_t)max < len ? (size_t)max : len;
+        }
         im->want = n == MBEDTLS_ERR_SSL_WANT_READ ? SC_DIR_READ : SC_DIR_WRITE;
         return SC_ERR_AGAIN;
     }

@@ -39,6 +39,7 @@ struct tls_impl {
     bool no_hostname_check;
     bool handshake_done;
     enum sc_dir want;
+    size_t write_pending;    /* bytes of the record Mbed TLS still holds */
     int lower_err;           /* error the channel below gave to a BIO call */
     int mbed_err;            /* raw Mbed TLS code of the first failure */
     const struct tls_psk_entry *psk_used;

@@ -8,8 +8,10 @@
  *   read:  > 0 bytes read, 0 = the peer closed cleanly, < 0 an SC_ERR_* code
  *   write: > 0 bytes taken, < 0 an SC_ERR_* code
  * SC_ERR_AGAIN means "would block": call direction() to learn what the
- * channel waits for, wait for it (sc_wait), and retry the same call with the
- * same arguments. Short reads and writes are normal.
+ * channel waits for, wait for it (sc_wait), and retry. A write retried after
+ * SC_ERR_AGAIN must start with the same bytes (it may carry more); a layer
+ * may have taken some of them already (TLS holds a sealed record), and says
+ * how many on the retry. Short reads and writes are normal.
  *
  * Any other negative result is fatal and sticky: the public wrappers below
  * store the first one in `error` and refuse all further I/O with it until
