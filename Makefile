@@ -36,7 +36,7 @@ TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(HOST)/%)
 
 .PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
-	pki demo clean distclean
+	pki demo setup clean distclean
 .DEFAULT_GOAL := all
 
 all: lib tools
@@ -96,7 +96,16 @@ $(HOST)/obj/test/nomalloc/uses_heap.o: test/nomalloc/uses_heap.c
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -O0 -c $< -o $@
 
-test: all tests pki check-nomalloc
+NPROC := $(shell nproc 2>/dev/null || echo 2)
+
+# Installs the Debian packages listed in scripts/debian-packages.txt (no-op
+# when present), then builds and runs every suite.
+setup:
+	scripts/setup.sh
+
+test: setup
+	$(MAKE) --no-print-directory -j$(NPROC) all tests pki
+	$(MAKE) --no-print-directory check-nomalloc
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
 		scripts/run-tests.sh $(UNIT_BINS) $(INTEROP_BINS)
 
@@ -108,7 +117,8 @@ interop: $(INTEROP_BINS) pki
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
 		scripts/run-tests.sh $(INTEROP_BINS)
 
-demo: all pki
+demo: setup
+	$(MAKE) --no-print-directory -j$(NPROC) all pki
 	scripts/demo.sh
 
 clean:
@@ -118,3 +128,4 @@ distclean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(HOST)/obj -name '*.d' 2>/dev/null)
+.SECONDARY:

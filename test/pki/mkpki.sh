@@ -194,7 +194,10 @@ if command -v openssl >/dev/null 2>&1; then
             [ -e "$OUT/$d/$who-key.pem" ] || continue
             k=$(openssl pkey -in "$OUT/$d/$who-key.pem" -pubout 2>/dev/null)
             c=$(openssl x509 -in "$OUT/$d/$who-cert.pem" -noout -pubkey 2>/dev/null)
-            [ -n "$k" ] && [ "$k" = "$c" ] || { echo "mkpki.sh: key/cert mismatch in $d/$who" >&2; exit 1; }
+            if [ -z "$k" ] || [ "$k" != "$c" ]; then
+                echo "mkpki.sh: key/cert mismatch in $d/$who" >&2
+                exit 1
+            fi
         done
     done
 fi
