@@ -118,7 +118,8 @@ static void print_info(const struct sc_tls *t, const char *what)
     struct sc_tls_info info;
     if (sc_tls_get_info(t, &info) == 0)
         fprintf(stderr, "sechan-tls: %s %s %s, peer %s%s\n", what, info.version,
-                info.ciphersuite, info.psk ? "PSK identity " : "", info.peer);
+                info.ciphersuite, info.psk ? "PSK identity " : "",
+                info.peer[0] ? info.peer : "(no certificate)");
 }
 
 /* Move bytes between fd_in/fd_out and the TLS channel until the peer
@@ -253,9 +254,12 @@ static int cmd_serve(const char *port_s, const struct opts *o)
                 long got = sc_read_some(&t.base, buf, sizeof(buf),
                                         sc_deadline_in(o->timeout_s * 1000u));
                 if (got <= 0) {
-                    if (got < 0) {
+                    if (got == SC_ERR_TIMEOUT) {
+                        fprintf(stderr, "sechan-tls: idle for %us, closing\n", o->timeout_s);
+                        last = EX_TIMEOUT;
+                    } else if (got < 0) {
                         fprintf(stderr, "sechan-tls: %s\n", sc_channel_errmsg(&t.base));
-                        last = got == SC_ERR_TIMEOUT ? EX_TIMEOUT : EX_IO;
+                        last = EX_IO;
                     } else {
                         sc_shutdown_wait(&t.base, sc_deadline_in(1000));
                     }
