@@ -2,7 +2,7 @@
 # build/host/; `make test` runs every suite; see README.md for the rest.
 
 BUILD := build
-HOST := $(BUILD)/host
+HOST ?= $(BUILD)/host
 MBEDTLS_DIR := $(BUILD)/mbedtls
 MBEDTLS_SRC := $(MBEDTLS_DIR)/src
 MBEDTLS_STAMP := $(MBEDTLS_SRC)/.sechan-fetched
@@ -12,7 +12,7 @@ CC ?= cc
 AR ?= ar
 OPT ?= -O2
 # Messages are truncated on purpose to fit fixed buffers: no format-truncation.
-WARN := -Wall -Wextra -Werror -Wshadow -Wconversion -Wstrict-prototypes -Wno-format-truncation
+WARN := -Wall -Wextra -Werror -Wshadow -Wconversion -Wstrict-prototypes -Wno-format-truncation -Wno-unknown-warning-option
 CFLAGS := -std=c11 $(OPT) -g $(WARN) -ffunction-sections -fdata-sections
 CPPFLAGS := -Iinclude -Itls -I$(MBEDTLS_SRC)/include -DSC_TLS_HOST \
 	-DMBEDTLS_CONFIG_FILE='"sc_mbedtls_config.h"'
@@ -36,7 +36,7 @@ TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(HOST)/%)
 
 .PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
-	pki demo setup clean distclean
+	pki demo setup check-clang clean distclean
 .DEFAULT_GOAL := all
 
 all: lib tools
@@ -106,6 +106,7 @@ setup:
 test: setup
 	$(MAKE) --no-print-directory -j$(NPROC) all tests pki
 	$(MAKE) --no-print-directory check-nomalloc
+	$(MAKE) --no-print-directory -j$(NPROC) check-clang
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
 		scripts/run-tests.sh $(UNIT_BINS) $(INTEROP_BINS)
 
@@ -116,6 +117,11 @@ unit: $(UNIT_BINS) pki
 interop: $(INTEROP_BINS) pki
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
 		scripts/run-tests.sh $(INTEROP_BINS)
+
+# The same sources must build warning-free with clang as with gcc.
+check-clang:
+	@$(MAKE) --no-print-directory -s HOST=$(BUILD)/clang CC=clang lib tools tests >/dev/null
+	@echo "check-clang: OK (library, tools and tests build with clang -Werror)"
 
 demo: setup
 	$(MAKE) --no-print-directory -j$(NPROC) all pki
