@@ -309,6 +309,15 @@ static int tls_psk_lookup(void *ctx, mbedtls_ssl_context *ssl, const unsigned ch
 
 /* ---- the channel ---- */
 
+/* Mbed TLS would block: note what it waits for. True for WANT_READ/WRITE. */
+static bool tls_would_block(struct tls_impl *im, int mbed)
+{
+    if (mbed != MBEDTLS_ERR_SSL_WANT_READ && mbed != MBEDTLS_ERR_SSL_WANT_WRITE)
+        return false;
+    im->want = mbed == MBEDTLS_ERR_SSL_WANT_READ ? SC_DIR_READ : SC_DIR_WRITE;
+    return true;
+}
+
 static int tls_step(struct tls_impl *im)
 {
     if (im->handshake_done)
@@ -318,10 +327,8 @@ static int tls_step(struct tls_impl *im)
         im->handshake_done = true;
         return 0;
     }
-    if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) {
-        im->want = r == MBEDTLS_ERR_SSL_WANT_READ ? SC_DIR_READ : SC_DIR_WRITE;
+    if (tls_would_block(im, r))
         return SC_ERR_AGAIN;
-    }
     return tls_fail(im, r, "handshake");
 }
 
@@ -362,10 +369,8 @@ static long tls_read(struct sc_channel *ch, void *buf, size_t len)
             return n;
         if (n == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY)
             return 0;
-        if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE) {
-            im->want = n == MBEDTLS_ERR_SSL_WANT_READ ? SC_DIR_READ : SC_DIR_WRITE;
+        if (tls_would_block(im, n))
             return SC_ERR_AGAIN;
-        }
         if (n == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
             continue;  /* post-handshake message consumed; look for data */
         if (n == 0)
@@ -396,12 +401,11 @@ static long tls_write(struct sc_channel *ch, const void *buf, size_t len)
         im->write_pending = 0;
         return n;
     }
-    if (n == MBEDTLS_ERR_SSL_WANT_READ || n == MBEDTLS_ERR_SSL_WANT_WRITE) {
+    if (tls_would_block(im, n)) {
         if (im->write_pending == 0) {
             int max = mbedtls_ssl_get_max_out_record_payload(&im->ssl);
             im->write_pending = max > 0 && (size_t)max < len ? (size_t)max : len;
         }
-        im->want = n == MBEDTLS_ERR_SSL_WANT_READ ? SC_DIR_READ : SC_DIR_WRITE;
         return SC_ERR_AGAIN;
     }
     return tls_fail(im, n == 0 ? MBEDTLS_ERR_SSL_INTERNAL_ERROR : n, "write");
@@ -415,10 +419,8 @@ static int tls_shutdown(struct sc_channel *ch)
     int r = mbedtls_ssl_close_notify(&im->ssl);
     if (r == 0)
         return 0;
-    if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE) {
-        im->want = r == MBEDTLS_ERR_SSL_WANT_READ ? SC_DIR_READ : SC_DIR_WRITE;
+    if (tls_would_block(im, r))
         return SC_ERR_AGAIN;
-    }
     return tls_fail(im, r, "shutdown");
 }
 

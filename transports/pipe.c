@@ -94,12 +94,11 @@ static const struct sc_channel_ops pipe_ops = {
     .wait = pipe_wait,
 };
 
-static void pipe_end_init(struct sc_pipe_end *e, struct sc_pipe *p, struct sc_ring *rx,
+static void pipe_end_init(struct sc_pipe_end *e, struct sc_ring *rx,
                           struct sc_ring *tx, atomic_bool *rx_eof, atomic_bool *tx_eof,
                           atomic_bool *peer_gone, atomic_bool *self_gone)
 {
     sc_channel_init(&e->base, &pipe_ops, NULL);
-    e->pipe = p;
     e->rx = rx;
     e->tx = tx;
     e->rx_eof = rx_eof;
@@ -121,9 +120,9 @@ int sc_pipe_init(struct sc_pipe *p, void *buf_ab, size_t cap_ab, void *buf_ba, s
     atomic_init(&p->b_shut, false);
     atomic_init(&p->a_gone, false);
     atomic_init(&p->b_gone, false);
-    pipe_end_init(&p->a, p, &p->b_to_a, &p->a_to_b, &p->b_shut, &p->a_shut, &p->b_gone,
+    pipe_end_init(&p->a, &p->b_to_a, &p->a_to_b, &p->b_shut, &p->a_shut, &p->b_gone,
                   &p->a_gone);
-    pipe_end_init(&p->b, p, &p->a_to_b, &p->b_to_a, &p->a_shut, &p->b_shut, &p->a_gone,
+    pipe_end_init(&p->b, &p->a_to_b, &p->b_to_a, &p->a_shut, &p->b_shut, &p->a_gone,
                   &p->b_gone);
     return 0;
 }

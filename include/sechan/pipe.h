@@ -15,11 +15,8 @@
 #include "sechan/buf.h"
 #include "sechan/channel.h"
 
-struct sc_pipe;
-
 struct sc_pipe_end {
     struct sc_channel base;       /* first: a struct sc_pipe_end * is a channel */
-    struct sc_pipe *pipe;
     struct sc_ring *rx;
     struct sc_ring *tx;
     atomic_bool *rx_eof;          /* the peer shut its sending side */
