@@ -19,7 +19,7 @@ CPPFLAGS := -Iinclude -Itls -I$(MBEDTLS_SRC)/include -DSC_TLS_HOST \
 DEPFLAGS = -MMD -MP
 LDLIBS := -lpthread
 
-LIB_SRCS := $(wildcard core/*.c) port/posix/port_posix.c \
+LIB_SRCS := $(wildcard core/*.c) port/posix/port_posix.c $(wildcard nbd/*.c) \
 	transports/sock.c transports/pipe.c $(wildcard tls/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(HOST)/obj/%.o)
 LIBSECHAN := $(HOST)/libsechan.a

@@ -44,6 +44,10 @@ static const struct err_entry err_table[SC_ERR_COUNT] = {
     [-SC_ERR_TLS_RECORD] = {"SC_ERR_TLS_RECORD", "TLS record failed authentication"},
     [-SC_ERR_TLS_MEMORY] = {"SC_ERR_TLS_MEMORY", "TLS memory arena exhausted"},
     [-SC_ERR_INTERNAL] = {"SC_ERR_INTERNAL", "internal error"},
+    [-SC_ERR_TLS_REQUIRED] = {"SC_ERR_TLS_REQUIRED", "TLS is required but the peer refused it"},
+    [-SC_ERR_NOT_FOUND] = {"SC_ERR_NOT_FOUND", "no such export"},
+    [-SC_ERR_REMOTE] = {"SC_ERR_REMOTE", "the peer reported an error"},
+    [-SC_ERR_BUSY] = {"SC_ERR_BUSY", "the peer has no room for another connection"},
 };
 
 static const struct err_entry *err_lookup(int err)

@@ -39,10 +39,14 @@ enum sc_err {
     SC_ERR_TLS_PSK = -27,       /* pre-shared key rejected (wrong key or identity) */
     SC_ERR_TLS_RECORD = -28,    /* record failed authentication (tampering) */
     SC_ERR_TLS_MEMORY = -29,    /* the Mbed TLS arena is exhausted */
-    SC_ERR_INTERNAL = -30       /* a bug: an invariant did not hold */
+    SC_ERR_INTERNAL = -30,      /* a bug: an invariant did not hold */
+    SC_ERR_TLS_REQUIRED = -31,  /* TLS is required but the peer refused it */
+    SC_ERR_NOT_FOUND = -32,     /* no such export (or other named object) */
+    SC_ERR_REMOTE = -33,        /* the peer reported an error for a request */
+    SC_ERR_BUSY = -34           /* the peer has no room for us right now */
 };
 
-#define SC_ERR_COUNT 31
+#define SC_ERR_COUNT 35
 
 /* A short, static, human-readable description of an error code.
  * Unknown codes give "unknown error". Never NULL. */

@@ -1,0 +1,254 @@
+/* sechan/nbd.h: the NBD client, as an engine that never does I/O and a
+ * driver that joins it to a channel (and starts TLS on NBD_OPT_STARTTLS).
+ *
+ * The engine takes and gives bytes through buffers, BearSSL style:
+ *
+ *     sendbuf/sendack   bytes the engine wants on the wire, and how many went
+ *     recvbuf/recvack   where the next received bytes go, and how many came
+ *     state             SC_NBD_WANT_READ | SC_NBD_WANT_WRITE | SC_NBD_WANT_TLS |
+ *                       SC_NBD_READY | SC_NBD_CLOSED | SC_NBD_FAILED
+ *
+ * It never asks for more bytes than the protocol item it is reading, so when
+ * STARTTLS is acknowledged nothing sent after the acknowledgement has been
+ * consumed: those bytes belong to the TLS handshake (or fail it).
+ *
+ * The structs are public so callers can allocate them (their sizes are
+ * sizeof); their fields are private.
+ */
+#ifndef SECHAN_NBD_H
+#define SECHAN_NBD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sechan/channel.h"
+#include "sechan/nbd_proto.h"
+#include "sechan/tls.h"
+
+/* Requests in flight at once (the window); a compile-time constant. */
+#ifndef SC_NBD_WINDOW
+#if defined(SC_TLS_HOST)
+#define SC_NBD_WINDOW 32
+#else
+#define SC_NBD_WINDOW 4
+#endif
+#endif
+
+/* Largest option reply payload taken (a legal NBD_REP_SERVER is at most
+ * 4 + 4096 + 4096 bytes); larger replies fail with SC_ERR_TOO_LONG. */
+#ifndef SC_NBD_OPT_REPLY_MAX
+#if defined(SC_TLS_HOST)
+#define SC_NBD_OPT_REPLY_MAX 8200
+#else
+#define SC_NBD_OPT_REPLY_MAX 512
+#endif
+#endif
+
+/* Longest export name the client will send. */
+#ifndef SC_NBD_NAME_MAX
+#if defined(SC_TLS_HOST)
+#define SC_NBD_NAME_MAX 4096
+#else
+#define SC_NBD_NAME_MAX 64
+#endif
+#endif
+
+/* Largest block-status reply chunk accepted (the protocol's own ceiling). */
+#define SC_NBD_BLOCK_STATUS_MAX (4u + 8u * (1u << 20))
+
+enum sc_nbd_tls_policy {
+    SC_NBD_TLS_OFF = 0,       /* plaintext only */
+    SC_NBD_TLS_OPTIONAL = 1,  /* STARTTLS if the server agrees, else plaintext */
+    SC_NBD_TLS_REQUIRE = 2    /* STARTTLS or fail; nothing about exports in clear */
+};
+
+/* Engine state bits (sc_nbd_client_state). */
+#define SC_NBD_WANT_READ 0x01u
+#define SC_NBD_WANT_WRITE 0x02u
+#define SC_NBD_WANT_TLS 0x04u   /* STARTTLS acknowledged: run the TLS handshake */
+#define SC_NBD_READY 0x08u      /* transmission phase: requests may be submitted */
+#define SC_NBD_CLOSED 0x10u     /* done (after DISC or an INFO-only session) */
+#define SC_NBD_FAILED 0x20u     /* a fatal error: see sc_nbd_client_error() */
+
+struct sc_nbd_client_config {
+    const char *export_name;          /* NULL or "": the default export */
+    enum sc_nbd_tls_policy tls;
+    bool no_structured_replies;
+    bool no_block_status;             /* do not ask for base:allocation */
+    bool info_only;                   /* NBD_OPT_INFO, then NBD_OPT_ABORT */
+    bool list_exports;                /* NBD_OPT_LIST before choosing the export */
+    /* Called for each export NBD_OPT_LIST reports (name and description
+     * are NUL-terminated and valid during the call only). */
+    void (*on_export)(void *arg, const char *name, const char *description);
+    void *on_export_arg;
+};
+
+/* What the server said about the export (valid once READY, or CLOSED
+ * after info_only). */
+struct sc_nbd_export_info {
+    uint64_t size;
+    uint16_t flags;                   /* SC_NBD_FLAG_* transmission flags */
+    uint32_t block_min, block_pref, block_max;  /* 0 when not sent */
+    bool structured_replies;
+    bool block_status;                /* base:allocation negotiated */
+    bool tls;                         /* negotiated under TLS */
+    bool used_export_name;            /* old NBD_OPT_EXPORT_NAME fallback */
+    char description[128];
+};
+
+struct sc_nbd_extent {
+    uint64_t length;
+    uint32_t flags;                   /* SC_NBD_STATE_HOLE | SC_NBD_STATE_ZERO */
+};
+
+/* One request. buf: READ destination / WRITE source (len bytes).
+ * extents: BLOCK_STATUS destination (max_extents entries). */
+struct sc_nbd_request {
+    uint16_t type;                    /* SC_NBD_CMD_* (not DISC) */
+    uint16_t flags;                   /* SC_NBD_CMD_FLAG_* */
+    uint64_t offset;
+    uint32_t length;
+    void *buf;
+    struct sc_nbd_extent *extents;
+    size_t max_extents;
+    void *user;                       /* returned with the completion */
+};
+
+struct sc_nbd_completion {
+    uint64_t cookie;
+    int error;                        /* 0 or SC_ERR_REMOTE */
+    uint32_t nbd_error;               /* the server's NBD_E* code, 0 if none */
+    size_t nr_extents;                /* BLOCK_STATUS: entries filled */
+    void *user;
+};
+
+/* ---- private layout ---- */
+struct sc_nbd_slot {
+    struct sc_nbd_request req;
+    uint64_t cookie;
+    uint64_t covered;                 /* READ: data + hole bytes received */
+    size_t nr_extents;
+    uint64_t extent_sum;
+    uint32_t nbd_error;
+    uint8_t state;                    /* free, queued, sent, done */
+};
+
+struct sc_nbd_client {
+    struct sc_nbd_client_config cfg;
+    char export_name[SC_NBD_NAME_MAX + 1];
+    uint32_t export_name_len;
+    unsigned state;                   /* named handshake/transmission state */
+    unsigned next_opt_step;
+    unsigned after_send;              /* what follows once out[] is sent */
+    int error;
+    char msg[160];
+    bool tls_active;
+    bool server_no_zeroes;
+    bool listed;
+    uint32_t cur_opt;                 /* option awaiting its reply */
+    uint32_t meta_id;
+    struct sc_nbd_export_info info;
+    bool have_export_info;
+    /* output: a small header buffer, then an optional payload span */
+    uint8_t out[SC_NBD_OPT_HDR_LEN + 4 + SC_NBD_NAME_MAX + 64];
+    size_t out_len, out_pos;
+    const uint8_t *payload;
+    size_t payload_len;
+    /* input: the item being read goes to hdr, scratch, or a caller buffer */
+    uint8_t hdr[32];
+    uint8_t *in_ptr;
+    size_t in_need;
+    unsigned rx_state;
+    uint32_t rx_type, rx_len, rx_flags16;
+    uint64_t rx_cookie;
+    uint32_t rx_left;                 /* payload bytes still to come */
+    int rx_slot;
+    uint8_t scratch[SC_NBD_OPT_REPLY_MAX];
+    /* transmission */
+    struct sc_nbd_slot slots[SC_NBD_WINDOW];
+    uint8_t sendq[SC_NBD_WINDOW];
+    unsigned sendq_head, sendq_len;
+    unsigned in_flight;
+    uint32_t generation;
+    bool disc_queued, disc_sent;
+};
+
+/* ---- the engine ---- */
+
+/* Start a client handshake. The config (and export name) is copied. */
+int sc_nbd_client_init(struct sc_nbd_client *c, const struct sc_nbd_client_config *cfg);
+
+unsigned sc_nbd_client_state(const struct sc_nbd_client *c);
+
+const uint8_t *sc_nbd_client_sendbuf(struct sc_nbd_client *c, size_t *len);
+void sc_nbd_client_sendack(struct sc_nbd_client *c, size_t n);
+uint8_t *sc_nbd_client_recvbuf(struct sc_nbd_client *c, size_t *room);
+/* Process n received bytes; 0 or the (sticky) error. */
+int sc_nbd_client_recvack(struct sc_nbd_client *c, size_t n);
+
+/* The driver ran the TLS handshake after SC_NBD_WANT_TLS. Everything
+ * negotiated before is forgotten; negotiation starts again under TLS. */
+int sc_nbd_client_tls_done(struct sc_nbd_client *c);
+
+/* The peer closed the connection: fail (or finish, if we had sent DISC). */
+int sc_nbd_client_eof(struct sc_nbd_client *c);
+
+/* Submit a request (READY state). Returns 0 and its cookie, SC_ERR_BUSY when
+ * the window is full, SC_ERR_INVAL for a request the export does not allow
+ * (past the end, read-only, unsupported command or flag). */
+int sc_nbd_client_submit(struct sc_nbd_client *c, const struct sc_nbd_request *req,
+                         uint64_t *cookie);
+/* Take one completed request: 1 and *out filled, 0 if none is complete. */
+int sc_nbd_client_reap(struct sc_nbd_client *c, struct sc_nbd_completion *out);
+/* Requests submitted and not yet reaped. */
+unsigned sc_nbd_client_in_flight(const struct sc_nbd_client *c);
+/* Queue NBD_CMD_DISC; the engine is CLOSED once it is sent. */
+int sc_nbd_client_disconnect(struct sc_nbd_client *c);
+
+const struct sc_nbd_export_info *sc_nbd_client_info(const struct sc_nbd_client *c);
+int sc_nbd_client_error(const struct sc_nbd_client *c);
+const char *sc_nbd_client_errmsg(const struct sc_nbd_client *c);
+
+/* ---- the driver: the engine over a channel ---- */
+
+struct sc_nbd_conn {
+    struct sc_nbd_client eng;
+    struct sc_channel *raw;           /* the transport, the caller's */
+    struct sc_channel *ch;            /* raw, or &tls.base after STARTTLS */
+    struct sc_tls tls;
+    const struct sc_tls_config *tls_cfg;
+    bool tls_started;
+    int error;
+    char msg[200];
+};
+
+/* Run the handshake over raw (TLS configured by tls_cfg when the policy
+ * is not OFF) until READY (or CLOSED for info_only), with a deadline. */
+int sc_nbd_connect(struct sc_nbd_conn *n, struct sc_channel *raw,
+                   const struct sc_nbd_client_config *cfg,
+                   const struct sc_tls_config *tls_cfg, uint64_t deadline_ms);
+
+/* Move bytes both ways without waiting; 0 when something moved, SC_ERR_AGAIN
+ * when nothing could, or a fatal error. */
+int sc_nbd_conn_pump(struct sc_nbd_conn *n);
+/* Pump, waiting on the channel when nothing moves, until the engine has a
+ * completion to reap (or no request is in flight), or the deadline. */
+int sc_nbd_conn_wait(struct sc_nbd_conn *n, uint64_t deadline_ms);
+
+/* Blocking single requests (each waits for its own reply). */
+int sc_nbd_pread(struct sc_nbd_conn *n, void *buf, uint32_t len, uint64_t offset,
+                 uint64_t deadline_ms);
+int sc_nbd_pwrite(struct sc_nbd_conn *n, const void *buf, uint32_t len, uint64_t offset,
+                  uint16_t flags, uint64_t deadline_ms);
+int sc_nbd_command(struct sc_nbd_conn *n, uint16_t type, uint16_t flags, uint64_t offset,
+                   uint32_t len, uint64_t deadline_ms);   /* FLUSH TRIM CACHE WRITE_ZEROES */
+int sc_nbd_block_status(struct sc_nbd_conn *n, uint64_t offset, uint32_t len,
+                        struct sc_nbd_extent *extents, size_t max, size_t *nr,
+                        uint64_t deadline_ms);
+/* NBD_CMD_DISC, then close_notify under TLS. The raw channel stays open. */
+int sc_nbd_close(struct sc_nbd_conn *n, uint64_t deadline_ms);
+
+const char *sc_nbd_conn_errmsg(const struct sc_nbd_conn *n);
+
+#endif
