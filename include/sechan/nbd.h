@@ -251,4 +251,126 @@ int sc_nbd_close(struct sc_nbd_conn *n, uint64_t deadline_ms);
 
 const char *sc_nbd_conn_errmsg(const struct sc_nbd_conn *n);
 
+
+/* ======================================================================
+ * The NBD server engine: one per client connection, same buffer interface.
+ * Exports are served through a backend ops table; optional ops may be NULL
+ * and are then not advertised. Requests are handled one at a time (the
+ * client may pipeline them); payloads stream through a caller buffer, so
+ * any request size works with a small buffer.
+ * ====================================================================== */
+
+/* Backend results: 0 or a positive SC_NBD_E* code for the client. */
+struct sc_nbd_backend_ops {
+    int (*read)(void *ctx, void *buf, uint32_t len, uint64_t offset);
+    int (*write)(void *ctx, const void *buf, uint32_t len, uint64_t offset, bool fua);
+    int (*flush)(void *ctx);                                               /* optional */
+    int (*trim)(void *ctx, uint32_t len, uint64_t offset, bool fua);       /* optional */
+    int (*zero)(void *ctx, uint32_t len, uint64_t offset, bool may_trim, bool fua,
+                bool fast_only);                                           /* optional */
+    int (*cache)(void *ctx, uint32_t len, uint64_t offset);                /* optional */
+    /* Fill up to max extents covering [offset, offset+len) from offset on. */
+    int (*block_status)(void *ctx, uint32_t len, uint64_t offset, struct sc_nbd_extent *ext,
+                        size_t max, size_t *nr);                           /* optional */
+};
+
+struct sc_nbd_export {
+    const char *name;            /* "" is the default export */
+    const char *description;     /* may be NULL */
+    uint64_t size;
+    bool read_only;
+    bool multi_conn;             /* advertise NBD_FLAG_CAN_MULTI_CONN */
+    const struct sc_nbd_backend_ops *ops;
+    void *ctx;
+};
+
+struct sc_nbd_server_config {
+    const struct sc_nbd_export *exports;
+    size_t nr_exports;
+    enum sc_nbd_tls_policy tls;  /* OFF: no STARTTLS; OPTIONAL; REQUIRE */
+    uint8_t *buf;                /* payload buffer (caller's) ... */
+    size_t buf_len;              /* ... of at least 4096 bytes */
+};
+
+#ifndef SC_NBD_SRV_OPT_MAX
+#define SC_NBD_SRV_OPT_MAX (4u + SC_NBD_MAX_STRING + 4u + 2u * 64u + 64u)
+#endif
+
+/* Option payloads above this are never read: the connection is closed
+ * (QEMU CVE-2017-15119). Between SC_NBD_SRV_OPT_MAX and this they are
+ * drained and answered NBD_REP_ERR_TOO_BIG. */
+#define SC_NBD_SRV_OPT_DRAIN_MAX (1u << 20)
+/* The largest request accepted (the protocol's default maximum). */
+#define SC_NBD_SRV_REQ_MAX (32u << 20)
+#define SC_NBD_SRV_EXTENTS 64
+
+struct sc_nbd_server {
+    struct sc_nbd_server_config cfg;
+    unsigned state;
+    int error;
+    char msg[160];
+    bool tls_active;
+    bool client_no_zeroes;
+    bool structured;
+    bool meta_base;              /* base:allocation granted (context id 1) */
+    const struct sc_nbd_export *exp;  /* chosen by GO / EXPORT_NAME */
+    unsigned list_next;          /* LIST: next export to announce */
+    uint32_t opt, opt_len, opt_left;
+    int pending_reply;           /* reply to send after draining a payload */
+    /* output */
+    uint8_t out[256 + SC_NBD_MAX_STRING * 2];
+    size_t out_len, out_pos;
+    const uint8_t *payload;
+    size_t payload_len;
+    unsigned after_send;
+    /* input */
+    uint8_t hdr[32];
+    uint8_t *in_ptr;
+    size_t in_need;
+    uint8_t opt_buf[SC_NBD_SRV_OPT_MAX];
+    /* the request being served */
+    uint16_t req_flags, req_type;
+    uint64_t req_cookie, req_offset;
+    uint32_t req_len, req_done, chunk_len;
+    uint32_t req_error;
+    struct sc_nbd_extent extents[SC_NBD_SRV_EXTENTS];
+};
+
+int sc_nbd_server_init(struct sc_nbd_server *s, const struct sc_nbd_server_config *cfg);
+unsigned sc_nbd_server_state(const struct sc_nbd_server *s);   /* SC_NBD_* bits */
+const uint8_t *sc_nbd_server_sendbuf(struct sc_nbd_server *s, size_t *len);
+void sc_nbd_server_sendack(struct sc_nbd_server *s, size_t n);
+uint8_t *sc_nbd_server_recvbuf(struct sc_nbd_server *s, size_t *room);
+int sc_nbd_server_recvack(struct sc_nbd_server *s, size_t n);
+/* The driver completed the TLS handshake after SC_NBD_WANT_TLS. */
+int sc_nbd_server_tls_done(struct sc_nbd_server *s);
+/* The client went away: fine after DISC or ABORT, an error otherwise. */
+int sc_nbd_server_eof(struct sc_nbd_server *s);
+int sc_nbd_server_error(const struct sc_nbd_server *s);
+const char *sc_nbd_server_errmsg(const struct sc_nbd_server *s);
+/* True while still negotiating (for the idle-handshake deadline). */
+bool sc_nbd_server_negotiating(const struct sc_nbd_server *s);
+
+/* The server engine over a channel (one client). */
+struct sc_nbd_server_conn {
+    struct sc_nbd_server eng;
+    struct sc_channel *raw;
+    struct sc_channel *ch;
+    struct sc_tls tls;
+    const struct sc_tls_config *tls_cfg;
+    bool tls_started;
+    int error;
+    char msg[200];
+};
+
+int sc_nbd_server_conn_init(struct sc_nbd_server_conn *n, struct sc_channel *raw,
+                            const struct sc_nbd_server_config *cfg,
+                            const struct sc_tls_config *tls_cfg);
+/* Move bytes without waiting: 0 progress, SC_ERR_AGAIN (see *want), an error,
+ * or 1 when the session has ended cleanly. */
+int sc_nbd_server_conn_pump(struct sc_nbd_server_conn *n, enum sc_dir *want);
+/* Close TLS (close_notify if possible); the raw channel stays the caller's. */
+void sc_nbd_server_conn_close(struct sc_nbd_server_conn *n);
+const char *sc_nbd_server_conn_errmsg(const struct sc_nbd_server_conn *n);
+
 #endif
