@@ -33,7 +33,9 @@ INTEROP_SRCS := $(wildcard test/interop/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(HOST)/test/%)
 INTEROP_BINS := $(INTEROP_SRCS:test/interop/%.c=$(HOST)/test/%)
 TOOL_SRCS := $(wildcard tools/*.c)
-TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(HOST)/%)
+TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(HOST)/%) $(HOST)/sechan-nbd
+NBDCLI_SRCS := $(wildcard tools/sechan-nbd/*.c)
+NBDCLI_OBJS := $(NBDCLI_SRCS:%.c=$(HOST)/obj/%.o)
 
 .PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
 	pki demo setup check-clang clean distclean
@@ -63,6 +65,9 @@ $(HOST)/obj/%.o: %.c | $(MBEDTLS_STAMP)
 $(LIBSECHAN): $(LIB_OBJS)
 	@rm -f $@
 	$(AR) rcs $@ $^
+
+$(HOST)/sechan-nbd: $(NBDCLI_OBJS) $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $(NBDCLI_OBJS) $(LIBS) $(LDLIBS)
 
 $(HOST)/%: $(HOST)/obj/tools/%.o $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $< $(LIBS) $(LDLIBS)

@@ -98,7 +98,9 @@ int sc_nbd_server_conn_pump(struct sc_nbd_server_conn *n, enum sc_dir *want)
             *want |= sc_direction(n->ch);
             return moved ? 0 : SC_ERR_AGAIN;
         }
-        if (r == 0)
+        /* A TLS peer that just drops the connection (no close_notify) is
+         * judged like a plain EOF: fine after DISC, else "left early". */
+        if (r == 0 || (r == SC_ERR_EOF && n->tls_started))
             return sc_nbd_server_eof(&n->eng) == 0 ? 1 : engine_fail(n);
         if (r < 0)
             return sconn_fail(n, (int)r, "nbd server receive", sc_channel_errmsg(n->ch));
