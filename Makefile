@@ -38,7 +38,7 @@ NBDCLI_SRCS := $(wildcard tools/sechan-nbd/*.c)
 NBDCLI_OBJS := $(NBDCLI_SRCS:%.c=$(HOST)/obj/%.o)
 
 .PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
-	pki demo setup check-clang clean distclean
+	pki demo setup check-clang bench clean distclean
 .DEFAULT_GOAL := all
 
 all: lib tools
@@ -140,3 +140,8 @@ distclean:
 
 -include $(shell find $(HOST)/obj -name '*.d' 2>/dev/null)
 .SECONDARY:
+
+# Throughput against nbdcopy, side by side (not part of make test).
+bench: setup
+	$(MAKE) --no-print-directory -j$(NPROC) all pki
+	scripts/bench.sh

@@ -330,26 +330,34 @@ static int setup(void **st)
     return 0;
 }
 
+/* A failed test leaves no server behind for the next one. */
+static int stop_peers(void **st)
+{
+    (void)st;
+    tp_stop_all();
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_qemu_plain),
-        cmocka_unit_test(test_qemu_x509),
-        cmocka_unit_test(test_qemu_x509_client_cert),
-        cmocka_unit_test(test_qemu_psk),
-        cmocka_unit_test(test_nbdkit_memory_plain),
-        cmocka_unit_test(test_nbdkit_memory_x509),
-        cmocka_unit_test(test_nbdkit_memory_psk),
-        cmocka_unit_test(test_nbdkit_file_plain),
-        cmocka_unit_test(test_nbdkit_file_x509),
-        cmocka_unit_test(test_nbdkit_file_psk),
-        cmocka_unit_test(test_nbd_server_plain),
-        cmocka_unit_test(test_nbd_server_x509_client_cert),
-        cmocka_unit_test(test_client_cert_required),
-        cmocka_unit_test(test_block_status_qemu),
-        cmocka_unit_test(test_block_status_nbdkit_file),
-        cmocka_unit_test(test_plain_client_tls_server),
-        cmocka_unit_test(test_unknown_export),
+        cmocka_unit_test_teardown(test_qemu_plain, stop_peers),
+        cmocka_unit_test_teardown(test_qemu_x509, stop_peers),
+        cmocka_unit_test_teardown(test_qemu_x509_client_cert, stop_peers),
+        cmocka_unit_test_teardown(test_qemu_psk, stop_peers),
+        cmocka_unit_test_teardown(test_nbdkit_memory_plain, stop_peers),
+        cmocka_unit_test_teardown(test_nbdkit_memory_x509, stop_peers),
+        cmocka_unit_test_teardown(test_nbdkit_memory_psk, stop_peers),
+        cmocka_unit_test_teardown(test_nbdkit_file_plain, stop_peers),
+        cmocka_unit_test_teardown(test_nbdkit_file_x509, stop_peers),
+        cmocka_unit_test_teardown(test_nbdkit_file_psk, stop_peers),
+        cmocka_unit_test_teardown(test_nbd_server_plain, stop_peers),
+        cmocka_unit_test_teardown(test_nbd_server_x509_client_cert, stop_peers),
+        cmocka_unit_test_teardown(test_client_cert_required, stop_peers),
+        cmocka_unit_test_teardown(test_block_status_qemu, stop_peers),
+        cmocka_unit_test_teardown(test_block_status_nbdkit_file, stop_peers),
+        cmocka_unit_test_teardown(test_plain_client_tls_server, stop_peers),
+        cmocka_unit_test_teardown(test_unknown_export, stop_peers),
     };
     return cmocka_run_group_tests_name("interop_nbd_client", tests, setup, NULL);
 }

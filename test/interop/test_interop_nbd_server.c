@@ -519,22 +519,30 @@ static int setup(void **st)
     return np_make_disk(src_img, DISK_SIZE, SEED);
 }
 
+/* A failed test leaves no server behind for the next one. */
+static int stop_peers(void **st)
+{
+    (void)st;
+    tp_stop_all();
+    return 0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_libnbd_plain),
-        cmocka_unit_test(test_libnbd_x509),
-        cmocka_unit_test(test_libnbd_psk),
-        cmocka_unit_test(test_qemu_plain),
-        cmocka_unit_test(test_qemu_x509),
-        cmocka_unit_test(test_qemu_psk),
-        cmocka_unit_test(test_tls_required_gate),
-        cmocka_unit_test(test_second_starttls_refused),
-        cmocka_unit_test(test_hostile_option_payloads),
-        cmocka_unit_test(test_pool_and_handshake_deadline),
-        cmocka_unit_test(test_concurrent_clients),
-        cmocka_unit_test(test_copy_reports_io_error),
-        cmocka_unit_test(test_cli_errors),
+        cmocka_unit_test_teardown(test_libnbd_plain, stop_peers),
+        cmocka_unit_test_teardown(test_libnbd_x509, stop_peers),
+        cmocka_unit_test_teardown(test_libnbd_psk, stop_peers),
+        cmocka_unit_test_teardown(test_qemu_plain, stop_peers),
+        cmocka_unit_test_teardown(test_qemu_x509, stop_peers),
+        cmocka_unit_test_teardown(test_qemu_psk, stop_peers),
+        cmocka_unit_test_teardown(test_tls_required_gate, stop_peers),
+        cmocka_unit_test_teardown(test_second_starttls_refused, stop_peers),
+        cmocka_unit_test_teardown(test_hostile_option_payloads, stop_peers),
+        cmocka_unit_test_teardown(test_pool_and_handshake_deadline, stop_peers),
+        cmocka_unit_test_teardown(test_concurrent_clients, stop_peers),
+        cmocka_unit_test_teardown(test_copy_reports_io_error, stop_peers),
+        cmocka_unit_test_teardown(test_cli_errors, stop_peers),
     };
     return cmocka_run_group_tests_name("interop_nbd_server", tests, setup, NULL);
 }

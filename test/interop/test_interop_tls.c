@@ -208,6 +208,7 @@ static void load_psk(const char *file)
 static int teardown(void **state)
 {
     (void)state;
+    tp_stop_all();  /* peers of a test that failed half-way */
     sc_tls_creds_free(&creds);
     return 0;
 }

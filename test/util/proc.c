@@ -136,9 +136,50 @@ static pid_t spawn_common(const char *const argv[], const char *log_path, int st
     return pid;
 }
 
+/* Every child we start, until tp_stop() reaps it: a test that fails
+ * half-way (cmocka jumps out of it) must not leave its peers running. */
+#define TP_MAX_CHILDREN 64
+static pid_t children[TP_MAX_CHILDREN];
+static bool atexit_set;
+
+static void forget_child(pid_t pid)
+{
+    for (int i = 0; i < TP_MAX_CHILDREN; i++) {
+        if (children[i] == pid)
+            children[i] = 0;
+    }
+}
+
+void tp_stop_all(void)
+{
+    for (int i = 0; i < TP_MAX_CHILDREN; i++) {
+        if (children[i] > 0)
+            (void)tp_stop(children[i], 2000);
+    }
+}
+
+static void remember_child(pid_t pid)
+{
+    if (!atexit_set) {
+        atexit(tp_stop_all);
+        atexit_set = true;
+    }
+    for (int i = 0; i < TP_MAX_CHILDREN; i++) {
+        if (children[i] == 0) {
+            children[i] = pid;
+            return;
+        }
+    }
+    fprintf(stderr, "tp_spawn: more than %d children at once; pid %d untracked\n",
+            TP_MAX_CHILDREN, (int)pid);
+}
+
 pid_t tp_spawn(const char *const argv[], const char *log_path)
 {
-    return spawn_common(argv, log_path, -1);
+    pid_t pid = spawn_common(argv, log_path, -1);
+    if (pid > 0)
+        remember_child(pid);
+    return pid;
 }
 
 pid_t tp_spawn_stdin_pipe(const char *const argv[], const char *log_path, int *stdin_fd)
@@ -160,6 +201,8 @@ pid_t tp_spawn_stdin_pipe(const char *const argv[], const char *log_path, int *s
         return -1;
     }
     pid_t pid = spawn_common(argv, log_path, p[0]);
+    if (pid > 0)
+        remember_child(pid);
     close(p[0]);
     if (pid < 0) {
         close(p[1]);
@@ -344,6 +387,7 @@ int tp_stop(pid_t pid, int timeout_ms)
 {
     if (pid <= 0)
         return -1;
+    forget_child(pid);
     /* Check it is our unreaped child before signalling anything. */
     int st = wait_exit_noreap(pid, 0);
     if (st < 0)

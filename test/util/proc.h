@@ -67,6 +67,11 @@ bool tp_alive(pid_t pid);
  * child, already reaped). */
 int tp_stop(pid_t pid, int timeout_ms);
 
+/* Stop every child tp_spawn*() started that tp_stop() has not reaped yet. Runs
+ * by itself at exit; use it as a cmocka teardown so a failed test leaves no
+ * peer behind for the next. */
+void tp_stop_all(void);
+
 /* Is name an executable regular file on PATH (or, if it contains '/', at that path)? */
 bool tp_have_program(const char *name);
 
