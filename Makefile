@@ -81,6 +81,11 @@ $(HOST)/test/test_interop_%: $(HOST)/obj/test/interop/test_interop_%.o $(TESTUTI
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $< $(TESTUTIL_OBJS) $(LIBS) -lcmocka $(LDLIBS)
 
+# The URI parser lives in the CLI; its unit test links it directly.
+$(HOST)/test/test_uri: $(HOST)/obj/test/unit/test_uri.o $(HOST)/obj/tools/sechan-nbd/uri.o $(LIBS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
 tests: $(UNIT_BINS) $(INTEROP_BINS)
 
 pki: $(TEST_DIR)/pki-out/.done
