@@ -128,6 +128,49 @@ int sc_nbd_client_eof(struct sc_nbd_client *c)
                            c->in_flight);
 }
 
+static const char *option_name(uint32_t opt)
+{
+    switch (opt) {
+    case SC_NBD_OPT_EXPORT_NAME: return "NBD_OPT_EXPORT_NAME";
+    case SC_NBD_OPT_ABORT: return "NBD_OPT_ABORT";
+    case SC_NBD_OPT_LIST: return "NBD_OPT_LIST";
+    case SC_NBD_OPT_STARTTLS: return "NBD_OPT_STARTTLS";
+    case SC_NBD_OPT_INFO: return "NBD_OPT_INFO";
+    case SC_NBD_OPT_GO: return "NBD_OPT_GO";
+    case SC_NBD_OPT_STRUCTURED_REPLY: return "NBD_OPT_STRUCTURED_REPLY";
+    case SC_NBD_OPT_SET_META_CONTEXT: return "NBD_OPT_SET_META_CONTEXT";
+    default: return "an option";
+    }
+}
+
+const char *nbd_client_waiting_for(const struct sc_nbd_client *c, char *buf, size_t cap)
+{
+    switch (c->state) {
+    case CS_GREETING:
+    case CS_GREETING_FLAGS:
+        snprintf(buf, cap, "the server's greeting");
+        break;
+    case CS_OPT_REPLY:
+    case CS_OPT_PAYLOAD:
+        snprintf(buf, cap, "the reply to %s", option_name(c->cur_opt));
+        break;
+    case CS_EXPORT_REPLY:
+    case CS_EXPORT_ZEROES:
+        snprintf(buf, cap, "the reply to NBD_OPT_EXPORT_NAME");
+        break;
+    case CS_TLS:
+        snprintf(buf, cap, "the TLS handshake");
+        break;
+    case CS_SEND:
+        snprintf(buf, cap, "the server to take %s", option_name(c->cur_opt));
+        break;
+    default:
+        snprintf(buf, cap, "replies to %u request(s)", c->in_flight);
+        break;
+    }
+    return buf;
+}
+
 const struct sc_nbd_export_info *sc_nbd_client_info(const struct sc_nbd_client *c)
 {
     return &c->info;

@@ -47,6 +47,9 @@ int nbd_client_hs_input(struct sc_nbd_client *c);
 /* Handshake: out[] fully sent in CS_SEND. */
 void nbd_client_hs_sent(struct sc_nbd_client *c);
 
+/* What the engine is waiting for, for a timeout message. */
+const char *nbd_client_waiting_for(const struct sc_nbd_client *c, char *buf, size_t cap);
+
 /* Transmission: buffers and handlers. */
 const uint8_t *nbd_client_tx_sendbuf(struct sc_nbd_client *c, size_t *len);
 void nbd_client_tx_sent(struct sc_nbd_client *c, size_t n);

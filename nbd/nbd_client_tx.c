@@ -238,12 +238,47 @@ static struct sc_nbd_slot *cur_slot(struct sc_nbd_client *c)
     return &c->slots[c->rx_slot];
 }
 
+/* Record that [lo, hi) of a read arrived. Chunks may come in any order but
+ * must not overlap: a duplicate would otherwise pass for missing bytes. */
+static int cover(struct sc_nbd_client *c, struct sc_nbd_slot *s, uint32_t lo, uint32_t hi)
+{
+    unsigned i = 0;
+    while (i < s->nr_got && s->got[i].start < lo)
+        i++;
+    bool touch_prev = i > 0 && s->got[i - 1].end == lo;
+    bool touch_next = i < s->nr_got && s->got[i].start == hi;
+    if ((i > 0 && s->got[i - 1].end > lo) || (i < s->nr_got && s->got[i].start < hi))
+        return nbd_client_fail(c, SC_ERR_PROTO, "read chunks overlap at %u..%u", lo, hi);
+    if (touch_prev && touch_next) {
+        s->got[i - 1].end = s->got[i].end;
+        memmove(&s->got[i], &s->got[i + 1], (s->nr_got - i - 1) * sizeof(s->got[0]));
+        s->nr_got--;
+    } else if (touch_prev) {
+        s->got[i - 1].end = hi;
+    } else if (touch_next) {
+        s->got[i].start = lo;
+    } else {
+        if (s->nr_got == SC_NBD_READ_PIECES)
+            return nbd_client_fail(c, SC_ERR_PROTO, "read reply scattered in more than %d pieces",
+                                   SC_NBD_READ_PIECES);
+        memmove(&s->got[i + 1], &s->got[i], (s->nr_got - i) * sizeof(s->got[0]));
+        s->got[i] = (struct sc_nbd_range){lo, hi};
+        s->nr_got++;
+    }
+    return 0;
+}
+
+static bool read_whole(const struct sc_nbd_slot *s)
+{
+    return s->nr_got == 1 && s->got[0].start == 0 && s->got[0].end == s->req.length;
+}
+
 static int complete(struct sc_nbd_client *c, struct sc_nbd_slot *s)
 {
-    if (s->nbd_error == 0 && s->req.type == SC_NBD_CMD_READ && s->covered != s->req.length)
+    if (s->nbd_error == 0 && s->req.type == SC_NBD_CMD_READ && !read_whole(s))
         return nbd_client_fail(c, SC_ERR_PROTO,
-                               "server ended a read of %u bytes after %llu", s->req.length,
-                               (unsigned long long)s->covered);
+                               "server ended a read of %u bytes without sending all of it",
+                               s->req.length);
     if (s->nbd_error == 0 && s->req.type == SC_NBD_CMD_BLOCK_STATUS && s->extent_sum == 0)
         return nbd_client_fail(c, SC_ERR_PROTO, "block status reply without extents");
     s->state = SLOT_DONE;
@@ -275,11 +310,11 @@ static int on_simple(struct sc_nbd_client *c)
         return nbd_client_fail(c, SC_ERR_PROTO, "simple reply to block status");
     s->nbd_error = err;
     if (err == 0 && s->req.type == SC_NBD_CMD_READ) {
-        s->covered = s->req.length;
+        s->got[0] = (struct sc_nbd_range){0, s->req.length};
+        s->nr_got = 1;
         rx_next(c, RX_SIMPLE_DATA, s->req.buf, s->req.length);
         return 0;
     }
-    s->covered = s->req.length;  /* nothing more is owed */
     return complete(c, s);
 }
 
@@ -346,9 +381,9 @@ static int on_offset(struct sc_nbd_client *c)
     if (!in_request(s, off, dlen))
         return nbd_client_fail(c, SC_ERR_PROTO, "data chunk at %llu+%u outside the read",
                                (unsigned long long)off, dlen);
-    s->covered += dlen;
-    if (s->covered > s->req.length)
-        return nbd_client_fail(c, SC_ERR_PROTO, "overlapping data chunks");
+    uint32_t lo = (uint32_t)(off - s->req.offset);
+    if (cover(c, s, lo, lo + dlen) != 0)
+        return c->error;
     rx_next(c, RX_CHUNK_DATA, (uint8_t *)s->req.buf + (off - s->req.offset), dlen);
     return 0;
 }
@@ -361,9 +396,9 @@ static int on_hole(struct sc_nbd_client *c)
     if (hlen == 0 || !in_request(s, off, hlen))
         return nbd_client_fail(c, SC_ERR_PROTO, "hole chunk at %llu+%u outside the read",
                                (unsigned long long)off, hlen);
-    s->covered += hlen;
-    if (s->covered > s->req.length)
-        return nbd_client_fail(c, SC_ERR_PROTO, "overlapping hole chunks");
+    uint32_t lo = (uint32_t)(off - s->req.offset);
+    if (cover(c, s, lo, lo + hlen) != 0)
+        return c->error;
     memset((uint8_t *)s->req.buf + (off - s->req.offset), 0, hlen);
     return chunk_end(c);
 }

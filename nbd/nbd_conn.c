@@ -130,11 +130,15 @@ static int run_until(struct sc_nbd_conn *n, bool (*done)(const struct sc_nbd_con
             return r;
         if (r == 0)
             continue;
-        if (deadline_ms != SC_DEADLINE_NEVER && sc_port_now_ms() >= deadline_ms)
-            return conn_fail(n, SC_ERR_TIMEOUT, "nbd", "no progress before the deadline");
-        int w = sc_wait(n->ch, want != SC_DIR_NONE ? want : SC_DIR_READ, deadline_ms);
-        if (w == SC_ERR_TIMEOUT)
-            return conn_fail(n, SC_ERR_TIMEOUT, "nbd", "no progress before the deadline");
+        int w = SC_ERR_TIMEOUT;
+        if (deadline_ms == SC_DEADLINE_NEVER || sc_port_now_ms() < deadline_ms)
+            w = sc_wait(n->ch, want != SC_DIR_NONE ? want : SC_DIR_READ, deadline_ms);
+        if (w == SC_ERR_TIMEOUT) {
+            char what[64], text[96];
+            snprintf(text, sizeof(text), "timed out waiting for %s",
+                     nbd_client_waiting_for(&n->eng, what, sizeof(what)));
+            return conn_fail(n, SC_ERR_TIMEOUT, "nbd", text);
+        }
         if (w < 0)
             return conn_fail(n, w, "nbd wait", sc_channel_errmsg(n->ch));
     }

@@ -123,11 +123,22 @@ struct sc_nbd_completion {
     void *user;
 };
 
+/* Disjoint pieces of one read a server may send before they join up; a
+ * reply scattered wider than this fails (qemu-nbd and nbdkit send 1-2). */
+#ifndef SC_NBD_READ_PIECES
+#define SC_NBD_READ_PIECES 8
+#endif
+
 /* ---- private layout ---- */
+struct sc_nbd_range {
+    uint32_t start, end;              /* [start, end) relative to the request */
+};
+
 struct sc_nbd_slot {
     struct sc_nbd_request req;
     uint64_t cookie;
-    uint64_t covered;                 /* READ: data + hole bytes received */
+    struct sc_nbd_range got[SC_NBD_READ_PIECES];  /* READ: bytes received, sorted */
+    uint8_t nr_got;
     size_t nr_extents;
     uint64_t extent_sum;
     uint32_t nbd_error;
