@@ -202,4 +202,11 @@ if command -v openssl >/dev/null 2>&1; then
     done
 fi
 
+# qemu-nbd generates DH parameters at every TLS start (0.1-0.9 s here) unless
+# the credentials folder holds them: give it the RFC 7919 ffdhe2048 group.
+for d in pki pki-wronghost pki-revoked pki-otherca pki-ecdsa psk; do
+    [ -d "$OUT/$d" ] && certtool --get-dh-params --bits 2048 2>/dev/null \
+        | sed -n '/BEGIN DH PARAMETERS/,/END DH PARAMETERS/p' > "$OUT/$d/dh-params.pem"
+done
+
 touch "$OUT/.done"
