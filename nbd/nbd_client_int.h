@@ -33,7 +33,9 @@ enum nbd_rxstate {
     RX_ERR_REST           /* message (and offset), into scratch */
 };
 
-enum nbd_slot_state { SLOT_FREE = 0, SLOT_QUEUED, SLOT_SENT, SLOT_DONE };
+/* SENDING: its header or payload is still going out, so the engine still
+ * points into the caller's buffer and no reply may complete it yet. */
+enum nbd_slot_state { SLOT_FREE = 0, SLOT_QUEUED, SLOT_SENDING, SLOT_SENT, SLOT_DONE };
 
 /* Record the first fatal error with a message; returns the error. */
 int nbd_client_fail(struct sc_nbd_client *c, int err, const char *fmt, ...)

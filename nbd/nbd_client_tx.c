@@ -11,6 +11,7 @@
 void nbd_client_tx_start(struct sc_nbd_client *c)
 {
     c->rx_slot = -1;
+    c->tx_slot = -1;
     nbd_client_expect(c, c->hdr, SC_NBD_SIMPLE_REPLY_LEN, CS_READY);
     c->rx_state = RX_HDR;
 }
@@ -193,7 +194,8 @@ const uint8_t *nbd_client_tx_sendbuf(struct sc_nbd_client *c, size_t *len)
             c->payload = s->req.buf;
             c->payload_len = s->req.length;
         }
-        s->state = SLOT_SENT;
+        s->state = SLOT_SENDING;
+        c->tx_slot = (int)idx;
         *len = c->out_len;
         return c->out;
     }
@@ -215,7 +217,12 @@ void nbd_client_tx_sent(struct sc_nbd_client *c, size_t n)
         c->payload += n;
         c->payload_len -= n;
     }
-    if (c->disc_sent && c->out_pos == c->out_len && c->payload_len == 0 && c->sendq_len == 0)
+    bool all_out = c->out_pos == c->out_len && c->payload_len == 0;
+    if (all_out && c->tx_slot >= 0) {
+        c->slots[c->tx_slot].state = SLOT_SENT;  /* now a reply may complete it */
+        c->tx_slot = -1;
+    }
+    if (c->disc_sent && all_out && c->sendq_len == 0)
         c->state = CS_CLOSED;  /* DISC is out: no reply comes */
 }
 
@@ -227,8 +234,11 @@ static struct sc_nbd_slot *slot_for(struct sc_nbd_client *c, uint64_t cookie)
     if (idx >= SC_NBD_WINDOW)
         return NULL;
     struct sc_nbd_slot *s = &c->slots[idx];
-    if (s->state != SLOT_SENT || s->cookie != cookie)
+    if (s->cookie != cookie || s->state != SLOT_SENT) {
+        if (s->cookie == cookie && s->state == SLOT_SENDING)
+            nbd_client_fail(c, SC_ERR_PROTO, "reply to a request still being sent");
         return NULL;
+    }
     c->rx_slot = (int)idx;
     return s;
 }

@@ -181,6 +181,7 @@ struct sc_nbd_client {
     uint8_t sendq[SC_NBD_WINDOW];
     unsigned sendq_head, sendq_len;
     unsigned in_flight;
+    int tx_slot;                      /* request being sent, -1 if none */
     uint32_t generation;
     bool disc_queued, disc_sent;
 };
