@@ -351,6 +351,66 @@ static void test_second_starttls_refused(void **st)
     stop(&s);
 }
 
+/* Structured replies negotiated in clear do not survive STARTTLS (nbdkit
+ * CVE-2021-3716, server side): after the upgrade a read gets a simple reply. */
+static void test_plaintext_state_forgotten(void **st)
+{
+    (void)st;
+    struct server s;
+    static char certs[300];
+    snprintf(certs, sizeof(certs), "--tls-certificates=%s", np_pki("pki"));
+    const char *extra[] = {"--memory=1M", "--export=disk", "--tls=on", certs, NULL};
+    serve(&s, extra);
+    struct raw r;
+    raw_open(&r, &s);
+    send_opt(&r, SC_NBD_OPT_STRUCTURED_REPLY, NULL, 0, 0);
+    assert_int_equal(read_reply(&r, SC_NBD_OPT_STRUCTURED_REPLY), SC_NBD_REP_ACK);
+    send_opt(&r, SC_NBD_OPT_STARTTLS, NULL, 0, 0);
+    assert_int_equal(read_reply(&r, SC_NBD_OPT_STARTTLS), SC_NBD_REP_ACK);
+    static struct sc_tls_creds creds;
+    assert_int_equal(sc_tls_creds_init(&creds), 0);
+    assert_int_equal(sc_tls_creds_load_x509_dir(&creds, np_pki("pki"), SC_TLS_CLIENT), 0);
+    struct sc_tls_config cfg = {.endpoint = SC_TLS_CLIENT, .creds = &creds, .hostname = "localhost"};
+    static struct sc_tls tls;
+    assert_int_equal(sc_tls_init(&tls, &r.s.base, &cfg), 0);
+    assert_int_equal(sc_tls_handshake_wait(&tls, sc_deadline_in(IO_MS)), 0);
+    /* GO under TLS, no new STRUCTURED_REPLY. */
+    uint8_t go[16 + 10];
+    be64_put(go, SC_NBD_OPTS_MAGIC);
+    be32_put(go + 8, SC_NBD_OPT_GO);
+    be32_put(go + 12, 10);
+    uint8_t body[10] = {0, 0, 0, 4, 'd', 'i', 's', 'k', 0, 0};
+    memcpy(go + 16, body, sizeof(body));
+    assert_int_equal(sc_write_all(&tls.base, go, sizeof(go), sc_deadline_in(IO_MS)), 0);
+    for (;;) {
+        uint8_t h[20], pl[64];
+        assert_int_equal(sc_read_full(&tls.base, h, 20, NULL, sc_deadline_in(IO_MS)), 0);
+        uint32_t len = be32_get(h + 16);
+        assert_true(len <= sizeof(pl));
+        if (len)
+            assert_int_equal(sc_read_full(&tls.base, pl, len, NULL, sc_deadline_in(IO_MS)), 0);
+        if (be32_get(h + 12) == SC_NBD_REP_ACK)
+            break;
+        assert_int_equal(be32_get(h + 12), SC_NBD_REP_INFO);
+    }
+    uint8_t req[28];
+    be32_put(req, SC_NBD_REQUEST_MAGIC);
+    be16_put(req + 4, 0);
+    be16_put(req + 6, SC_NBD_CMD_READ);
+    be64_put(req + 8, 42);
+    be64_put(req + 16, 0);
+    be32_put(req + 24, 512);
+    assert_int_equal(sc_write_all(&tls.base, req, sizeof(req), sc_deadline_in(IO_MS)), 0);
+    uint8_t rep[16];
+    assert_int_equal(sc_read_full(&tls.base, rep, 16, NULL, sc_deadline_in(IO_MS)), 0);
+    assert_int_equal(be32_get(rep), SC_NBD_SIMPLE_REPLY_MAGIC);
+    assert_int_equal(be64_get(rep + 8), 42);
+    sc_close(&tls.base);
+    sc_close(&r.s.base);
+    sc_tls_creds_free(&creds);
+    stop(&s);
+}
+
 static void plain_server(struct server *s, const char *const more[])
 {
     const char *extra[8] = {"--memory=1M", "--export=disk"};
@@ -538,6 +598,7 @@ int main(void)
         cmocka_unit_test_teardown(test_qemu_psk, stop_peers),
         cmocka_unit_test_teardown(test_tls_required_gate, stop_peers),
         cmocka_unit_test_teardown(test_second_starttls_refused, stop_peers),
+        cmocka_unit_test_teardown(test_plaintext_state_forgotten, stop_peers),
         cmocka_unit_test_teardown(test_hostile_option_payloads, stop_peers),
         cmocka_unit_test_teardown(test_pool_and_handshake_deadline, stop_peers),
         cmocka_unit_test_teardown(test_concurrent_clients, stop_peers),
