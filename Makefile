@@ -122,6 +122,8 @@ test: setup
 	$(MAKE) --no-print-directory -j$(NPROC) all tests pki
 	$(MAKE) --no-print-directory check-nomalloc
 	$(MAKE) --no-print-directory -j$(NPROC) check-clang
+	$(MAKE) --no-print-directory fuzz-regress
+	$(MAKE) --no-print-directory fuzz-smoke
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
 		scripts/run-tests.sh $(UNIT_BINS) $(INTEROP_BINS)
 
@@ -147,6 +149,9 @@ clean:
 
 distclean:
 	rm -rf $(BUILD)
+
+# libFuzzer targets: fuzz, fuzz-smoke (a minute each), fuzz-regress.
+include mk/fuzz.mk
 
 -include $(shell find $(HOST)/obj -name '*.d' 2>/dev/null)
 .SECONDARY:

@@ -82,6 +82,12 @@ const uint8_t *sc_nbd_client_sendbuf(struct sc_nbd_client *c, size_t *len)
 
 void sc_nbd_client_sendack(struct sc_nbd_client *c, size_t n)
 {
+    size_t offered;
+    (void)sc_nbd_client_sendbuf(c, &offered);
+    if (n > offered) {
+        nbd_client_fail(c, SC_ERR_INVAL, "driver acknowledged more bytes than offered");
+        return;
+    }
     if (c->state == CS_SEND) {
         c->out_pos += n;
         if (c->out_pos == c->out_len)

@@ -105,6 +105,12 @@ static uint32_t str_len(const char *str)
 
 void sc_nbd_server_sendack(struct sc_nbd_server *s, size_t n)
 {
+    size_t offered;
+    (void)sc_nbd_server_sendbuf(s, &offered);
+    if (n > offered) {
+        nbd_server_fail(s, SC_ERR_INVAL, "driver acknowledged more bytes than offered");
+        return;
+    }
     if (s->state != SS_SEND)
         return;
     if (s->out_pos < s->out_len)
