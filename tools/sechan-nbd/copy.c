@@ -450,10 +450,15 @@ int cmd_copy(int argc, char **argv)
         cli_disconnect(&conn[0]);
         return r;
     }
-    /* Several connections only where the server promises they agree. */
+    /* Several connections only where the server promises they agree, and
+     * only where they pay: a TLS connection is bound by one core's
+     * decryption (Mbed TLS AES-GCM), a plaintext one by nothing a second
+     * connection would add on a small machine (measured: make bench). */
     bool multi = (in->flags & SC_NBD_FLAG_CAN_MULTI_CONN) != 0;
-    if (conns == 0)
-        conns = multi ? 4 : 1;
+    if (conns == 0) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        conns = multi && cp.uri.tls ? (unsigned long)(cpus < 1 ? 1 : cpus > 4 ? 4 : cpus) : 1;
+    }
     if (conns > 1 && !multi) {
         fprintf(stderr, "sechan-nbd: the server does not advertise multi-conn; using 1 connection\n");
         conns = 1;
