@@ -29,7 +29,7 @@
 /* Requests in flight at once (the window); a compile-time constant. */
 #ifndef SC_NBD_WINDOW
 #if defined(SC_TLS_HOST)
-#define SC_NBD_WINDOW 32
+#define SC_NBD_WINDOW 64
 #else
 #define SC_NBD_WINDOW 4
 #endif

@@ -375,7 +375,7 @@ int cmd_copy(int argc, char **argv)
 {
     static struct copy cp;
     const char *src = NULL, *dst = NULL;
-    unsigned long conns = 0, requests = 16, req_size = 1u << 20, timeout = 30;
+    unsigned long conns = 0, requests = SC_NBD_WINDOW, req_size = 256u << 10, timeout = 30;
     cp.progress = isatty(STDERR_FILENO);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
