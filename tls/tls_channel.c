@@ -167,6 +167,13 @@ static int tls_fail(struct tls_impl *im, int mbed, const char *phase)
         code = SC_ERR_EOF;
         what = im->handshake_done ? "peer closed without close_notify (truncation)"
                                   : "peer closed the connection during the handshake";
+        /* Some servers (qemu-nbd 7.2) answer a bad PSK binder by hanging up
+         * instead of sending an alert: an EOF in reply to our PSK offer. */
+        if (!im->handshake_done && im->use_psk && im->endpoint == SC_TLS_CLIENT &&
+            im->ssl.MBEDTLS_PRIVATE(state) <= MBEDTLS_SSL_SERVER_HELLO) {
+            code = SC_ERR_TLS_PSK;
+            what = "peer hung up on our pre-shared key (wrong key or identity?)";
+        }
         break;
     case MBEDTLS_ERR_SSL_UNKNOWN_IDENTITY:
         code = SC_ERR_TLS_PSK;

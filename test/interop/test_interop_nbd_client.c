@@ -317,6 +317,62 @@ static void test_unknown_export(void **st)
     np_stop(&p);
 }
 
+/* Through NBD STARTTLS against qemu-nbd, each TLS failure keeps its own
+ * code: wrong CA, wrong host name, revoked certificate, wrong PSK. */
+static void starttls_failure(const char *server_creds, enum np_tls t, const char *client_dir,
+                             const char *psk_file, const char *hostname, int want)
+{
+    need(NP_QEMU_NBD);
+    struct np_peer p;
+    char file[256];
+    disk_path(file, sizeof(file), "tlsfail");
+    assert_int_equal(np_make_disk(file, DISK_SIZE, SEED), 0);
+    struct np_opts o = {.server = NP_QEMU_NBD, .tls = t, .file = file, .export_name = "disk",
+                        .creds = server_creds ? np_pki(server_creds) : NULL};
+    assert_int_equal(np_start(&p, &o), 0);
+    static struct sc_tls_creds creds;
+    assert_int_equal(sc_tls_creds_init(&creds), 0);
+    if (psk_file)
+        assert_int_equal(sc_tls_creds_load_psk_file(&creds, np_pki(psk_file)), 0);
+    else
+        assert_int_equal(sc_tls_creds_load_x509_dir(&creds, np_pki(client_dir), SC_TLS_CLIENT), 0);
+    assert_int_equal(sc_tcp_connect(&cl.sock, "127.0.0.1", (uint16_t)p.port, sc_deadline_in(IO_MS)), 0);
+    cl.tls = (struct sc_tls_config){.endpoint = SC_TLS_CLIENT, .creds = &creds, .hostname = hostname};
+    struct sc_nbd_client_config cfg = {.export_name = "disk", .tls = SC_NBD_TLS_REQUIRE};
+    int r = sc_nbd_connect(&cl.nbd, &cl.sock.base, &cfg, &cl.tls, sc_deadline_in(IO_MS));
+    printf("# %s: %s\n", sc_errname(r), sc_nbd_conn_errmsg(&cl.nbd));
+    assert_int_equal(r, want);
+    sc_nbd_close(&cl.nbd, sc_deadline_in(1000));
+    sc_close(&cl.sock.base);
+    sc_tls_creds_free(&creds);
+    np_stop(&p);
+}
+
+static void test_starttls_wrong_ca(void **st)
+{
+    (void)st;
+    starttls_failure("pki-otherca", NP_TLS_X509, "pki", NULL, "localhost", SC_ERR_TLS_UNTRUSTED);
+}
+
+static void test_starttls_wrong_host(void **st)
+{
+    (void)st;
+    starttls_failure(NULL, NP_TLS_X509, "pki", NULL, "otherhost", SC_ERR_TLS_HOSTNAME);
+}
+
+static void test_starttls_revoked(void **st)
+{
+    (void)st;
+    starttls_failure("pki-revoked", NP_TLS_X509, "pki-revoked", NULL, "localhost",
+                     SC_ERR_TLS_REVOKED);
+}
+
+static void test_starttls_wrong_psk(void **st)
+{
+    (void)st;
+    starttls_failure(NULL, NP_TLS_PSK, NULL, "keys-wrong.psk", "localhost", SC_ERR_TLS_PSK);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -358,6 +414,10 @@ int main(void)
         cmocka_unit_test_teardown(test_block_status_nbdkit_file, stop_peers),
         cmocka_unit_test_teardown(test_plain_client_tls_server, stop_peers),
         cmocka_unit_test_teardown(test_unknown_export, stop_peers),
+        cmocka_unit_test_teardown(test_starttls_wrong_ca, stop_peers),
+        cmocka_unit_test_teardown(test_starttls_wrong_host, stop_peers),
+        cmocka_unit_test_teardown(test_starttls_revoked, stop_peers),
+        cmocka_unit_test_teardown(test_starttls_wrong_psk, stop_peers),
     };
     return cmocka_run_group_tests_name("interop_nbd_client", tests, setup, NULL);
 }
