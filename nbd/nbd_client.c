@@ -144,6 +144,7 @@ static const char *option_name(uint32_t opt)
     case SC_NBD_OPT_INFO: return "NBD_OPT_INFO";
     case SC_NBD_OPT_GO: return "NBD_OPT_GO";
     case SC_NBD_OPT_STRUCTURED_REPLY: return "NBD_OPT_STRUCTURED_REPLY";
+    case SC_NBD_OPT_EXTENDED_HEADERS: return "NBD_OPT_EXTENDED_HEADERS";
     case SC_NBD_OPT_SET_META_CONTEXT: return "NBD_OPT_SET_META_CONTEXT";
     default: return "an option";
     }

@@ -7,7 +7,7 @@
 #include "nbd_wire.h"
 
 /* Which option the plan sends next (next_opt_step). */
-enum { STEP_STARTTLS = 0, STEP_LIST, STEP_STRUCTURED, STEP_META, STEP_GO, STEP_END };
+enum { STEP_STARTTLS = 0, STEP_LIST, STEP_EXTENDED, STEP_STRUCTURED, STEP_META, STEP_GO, STEP_END };
 /* What follows a completed send (after_send). */
 enum { AFTER_FLAGS = 1, AFTER_OPTION, AFTER_EXPORT_NAME, AFTER_ABORT };
 
@@ -100,8 +100,16 @@ static void advance_options(struct sc_nbd_client *c)
                 return;
             }
             break;
+        case STEP_EXTENDED:
+            /* Extended headers take the place of structured replies; servers
+             * that predate them answer NBD_REP_ERR_UNSUP. */
+            if (!c->cfg.no_structured_replies && !c->cfg.no_extended_headers) {
+                send_option(c, SC_NBD_OPT_EXTENDED_HEADERS, 0);
+                return;
+            }
+            break;
         case STEP_STRUCTURED:
-            if (!c->cfg.no_structured_replies) {
+            if (!c->cfg.no_structured_replies && !c->info.extended_headers) {
                 send_option(c, SC_NBD_OPT_STRUCTURED_REPLY, 0);
                 return;
             }
@@ -218,6 +226,7 @@ static int on_option_error(struct sc_nbd_client *c, uint32_t type, const uint8_t
         c->listed = true;
         advance_options(c);
         return 0;
+    case SC_NBD_OPT_EXTENDED_HEADERS:
     case SC_NBD_OPT_STRUCTURED_REPLY:
     case SC_NBD_OPT_SET_META_CONTEXT:
         advance_options(c);
@@ -226,6 +235,9 @@ static int on_option_error(struct sc_nbd_client *c, uint32_t type, const uint8_t
         break;
     }
     /* GO / INFO */
+    if (type == SC_NBD_REP_ERR_UNSUP && !c->cfg.info_only && c->info.extended_headers)
+        return nbd_client_fail(c, SC_ERR_PROTO, "server agreed to extended headers but lacks "
+                               "NBD_OPT_GO");
     if (type == SC_NBD_REP_ERR_UNSUP && !c->cfg.info_only) {
         if (c->cfg.tls == SC_NBD_TLS_REQUIRE)
             return nbd_client_fail(c, SC_ERR_UNSUPPORTED,
@@ -253,6 +265,10 @@ static int on_ack(struct sc_nbd_client *c)
         return 0;
     case SC_NBD_OPT_LIST:
         c->listed = true;
+        break;
+    case SC_NBD_OPT_EXTENDED_HEADERS:
+        c->info.extended_headers = true;
+        c->info.structured_replies = true;
         break;
     case SC_NBD_OPT_STRUCTURED_REPLY:
         c->info.structured_replies = true;

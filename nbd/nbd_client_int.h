@@ -23,12 +23,15 @@ enum nbd_cstate {
 enum nbd_rxstate {
     RX_HDR = 0,           /* first 16 bytes of any reply */
     RX_SHDR_TAIL,         /* last 4 bytes of a structured reply header */
+    RX_XHDR_TAIL,         /* last 16 bytes of an extended reply header */
     RX_SIMPLE_DATA,       /* READ payload of a simple reply */
     RX_OFFSET,            /* 8-byte offset of OFFSET_DATA */
     RX_CHUNK_DATA,        /* the data of OFFSET_DATA */
     RX_HOLE,              /* offset + size of OFFSET_HOLE */
     RX_BS_ID,             /* context id of BLOCK_STATUS */
     RX_BS_EXTENT,         /* one 8-byte extent */
+    RX_BSX_HDR,           /* context id + count of BLOCK_STATUS_EXT */
+    RX_BSX_EXTENT,        /* one 16-byte extent */
     RX_ERR_HDR,           /* error + message length */
     RX_ERR_REST           /* message (and offset), into scratch */
 };

@@ -164,13 +164,19 @@ int sc_nbd_client_disconnect(struct sc_nbd_client *c)
 static void put_request(struct sc_nbd_client *c, uint16_t flags, uint16_t type, uint64_t cookie,
                         uint64_t offset, uint32_t length)
 {
-    be32_put(c->out, SC_NBD_REQUEST_MAGIC);
+    bool ext = c->info.extended_headers;
+    if (ext && type == SC_NBD_CMD_WRITE)
+        flags |= SC_NBD_CMD_FLAG_PAYLOAD_LEN;  /* the length is the payload's */
+    be32_put(c->out, ext ? SC_NBD_EXT_REQUEST_MAGIC : SC_NBD_REQUEST_MAGIC);
     be16_put(c->out + 4, flags);
     be16_put(c->out + 6, type);
     be64_put(c->out + 8, cookie);
     be64_put(c->out + 16, offset);
-    be32_put(c->out + 24, length);
-    c->out_len = SC_NBD_REQUEST_LEN;
+    if (ext)
+        be64_put(c->out + 24, length);
+    else
+        be32_put(c->out + 24, length);
+    c->out_len = ext ? SC_NBD_EXT_REQUEST_LEN : SC_NBD_REQUEST_LEN;
     c->out_pos = 0;
 }
 
@@ -328,18 +334,13 @@ static int on_simple(struct sc_nbd_client *c)
     return complete(c, s);
 }
 
-static int on_structured(struct sc_nbd_client *c)
+/* A structured or extended chunk header is parsed: check it against its
+ * request and read its payload. */
+static int on_chunk(struct sc_nbd_client *c, struct sc_nbd_slot *s)
 {
-    c->rx_flags16 = be16_get(c->hdr + 4);
-    c->rx_type = be16_get(c->hdr + 6);
-    c->rx_cookie = be64_get(c->hdr + 8);
-    c->rx_len = be32_get(c->hdr + 16);
-    struct sc_nbd_slot *s = slot_for(c, c->rx_cookie);
-    if (s == NULL)
-        return nbd_client_fail(c, SC_ERR_PROTO, "reply for unknown cookie 0x%llx",
-                               (unsigned long long)c->rx_cookie);
     uint32_t len = c->rx_len;
     uint16_t type = (uint16_t)c->rx_type;
+    bool ext = c->info.extended_headers;
     if (type & SC_NBD_REPLY_TYPE_ERROR_BIT) {
         if (len < 6)
             return nbd_client_fail(c, SC_ERR_PROTO, "error chunk of %u bytes", len);
@@ -362,7 +363,7 @@ static int on_structured(struct sc_nbd_client *c)
         rx_next(c, RX_HOLE, c->hdr, 12);
         return 0;
     case SC_NBD_REPLY_TYPE_BLOCK_STATUS:
-        if (s->req.type != SC_NBD_CMD_BLOCK_STATUS || len < 12 || (len - 4) % 8 != 0)
+        if (ext || s->req.type != SC_NBD_CMD_BLOCK_STATUS || len < 12 || (len - 4) % 8 != 0)
             return nbd_client_fail(c, SC_ERR_PROTO, "malformed block status chunk");
         if (len > SC_NBD_BLOCK_STATUS_MAX)
             return nbd_client_fail(c, SC_ERR_TOO_LONG, "block status chunk of %u bytes", len);
@@ -371,9 +372,54 @@ static int on_structured(struct sc_nbd_client *c)
         c->rx_left = len - 4;
         rx_next(c, RX_BS_ID, c->hdr, 4);
         return 0;
+    case SC_NBD_REPLY_TYPE_BLOCK_STATUS_EXT:
+        if (!ext || s->req.type != SC_NBD_CMD_BLOCK_STATUS || len < 24 || (len - 8) % 16 != 0)
+            return nbd_client_fail(c, SC_ERR_PROTO, "malformed extended block status chunk");
+        if (len > 8u + 16u * (1u << 20))
+            return nbd_client_fail(c, SC_ERR_TOO_LONG, "block status chunk of %u bytes", len);
+        if (s->extent_sum != 0)
+            return nbd_client_fail(c, SC_ERR_PROTO, "second block status chunk for one context");
+        c->rx_left = len - 8;
+        rx_next(c, RX_BSX_HDR, c->hdr, 8);
+        return 0;
     default:
         return nbd_client_fail(c, SC_ERR_PROTO, "unknown reply chunk type %u", type);
     }
+}
+
+static int on_structured(struct sc_nbd_client *c)
+{
+    c->rx_flags16 = be16_get(c->hdr + 4);
+    c->rx_type = be16_get(c->hdr + 6);
+    c->rx_cookie = be64_get(c->hdr + 8);
+    c->rx_len = be32_get(c->hdr + 16);
+    struct sc_nbd_slot *s = slot_for(c, c->rx_cookie);
+    if (s == NULL)
+        return nbd_client_fail(c, SC_ERR_PROTO, "reply for unknown cookie 0x%llx",
+                               (unsigned long long)c->rx_cookie);
+    return on_chunk(c, s);
+}
+
+/* Extended header: also the request's offset and a 64-bit length. */
+static int on_extended(struct sc_nbd_client *c)
+{
+    c->rx_flags16 = be16_get(c->hdr + 4);
+    c->rx_type = be16_get(c->hdr + 6);
+    c->rx_cookie = be64_get(c->hdr + 8);
+    uint64_t offset = be64_get(c->hdr + 16), len = be64_get(c->hdr + 24);
+    struct sc_nbd_slot *s = slot_for(c, c->rx_cookie);
+    if (s == NULL)
+        return nbd_client_fail(c, SC_ERR_PROTO, "reply for unknown cookie 0x%llx",
+                               (unsigned long long)c->rx_cookie);
+    if (offset != s->req.offset)
+        return nbd_client_fail(c, SC_ERR_PROTO, "extended reply offset %llu for a request at %llu",
+                               (unsigned long long)offset, (unsigned long long)s->req.offset);
+    /* Reply payloads are bounded by the 32-bit block size limits. */
+    if (len > UINT32_MAX)
+        return nbd_client_fail(c, SC_ERR_TOO_LONG, "extended reply payload of %llu bytes",
+                               (unsigned long long)len);
+    c->rx_len = (uint32_t)len;
+    return on_chunk(c, s);
 }
 
 /* Is [off, off+len) inside the request? (No overflow: len < 2^32.) */
@@ -413,32 +459,31 @@ static int on_hole(struct sc_nbd_client *c)
     return chunk_end(c);
 }
 
-static int on_bs_extent(struct sc_nbd_client *c)
+static int on_bs_extent(struct sc_nbd_client *c, uint64_t elen, uint32_t flags, unsigned size)
 {
     struct sc_nbd_slot *s = cur_slot(c);
-    uint32_t elen = be32_get(c->hdr), flags = be32_get(c->hdr + 4);
-    c->rx_left -= 8;
+    c->rx_left -= size;
     bool last = c->rx_left == 0;
     if (elen == 0)
         return nbd_client_fail(c, SC_ERR_PROTO, "block status extent of length 0");
     /* All but the last extent must stay inside the request (nbdkit
-     * CVE-2025-47711/47712 were servers getting this wrong). */
-    if (!last && (s->extent_sum + elen >= s->req.length))
+     * CVE-2025-47711/47712 were servers getting this wrong). Until the
+     * last one, extent_sum < length holds, so no sum here can wrap. */
+    uint64_t room = s->req.length - s->extent_sum;
+    if (!last && elen >= room)
         return nbd_client_fail(c, SC_ERR_PROTO, "block status extents overrun the request");
     if ((s->req.flags & SC_NBD_CMD_FLAG_REQ_ONE) && (!last || s->nr_extents > 0 ||
                                                      elen > s->req.length))
         return nbd_client_fail(c, SC_ERR_PROTO, "more than one extent after REQ_ONE");
     if (s->nr_extents < s->req.max_extents) {
-        uint64_t room = s->req.length - (s->extent_sum < s->req.length ? s->extent_sum
-                                                                       : s->req.length);
         /* Report the last extent clipped to what was asked. */
         s->req.extents[s->nr_extents].length = elen < room ? elen : room;
         s->req.extents[s->nr_extents].flags = flags;
         s->nr_extents++;
     }
-    s->extent_sum += elen;
+    s->extent_sum = elen < room ? s->extent_sum + elen : s->req.length;
     if (!last) {
-        rx_next(c, RX_BS_EXTENT, c->hdr, 8);
+        rx_next(c, size == 8 ? RX_BS_EXTENT : RX_BSX_EXTENT, c->hdr, size);
         return 0;
     }
     return chunk_end(c);
@@ -482,16 +527,23 @@ int nbd_client_tx_input(struct sc_nbd_client *c)
     switch (c->rx_state) {
     case RX_HDR: {
         uint32_t magic = be32_get(c->hdr);
-        if (magic == SC_NBD_SIMPLE_REPLY_MAGIC)
+        bool ext = c->info.extended_headers;
+        if (magic == SC_NBD_SIMPLE_REPLY_MAGIC && !ext)
             return on_simple(c);
-        if (magic == SC_NBD_STRUCTURED_REPLY_MAGIC && c->info.structured_replies) {
+        if (magic == SC_NBD_STRUCTURED_REPLY_MAGIC && c->info.structured_replies && !ext) {
             rx_next(c, RX_SHDR_TAIL, c->hdr + 16, 4);
+            return 0;
+        }
+        if (magic == SC_NBD_EXT_REPLY_MAGIC && ext) {
+            rx_next(c, RX_XHDR_TAIL, c->hdr + 16, 16);
             return 0;
         }
         return nbd_client_fail(c, SC_ERR_PROTO, "bad reply magic 0x%08x", magic);
     }
     case RX_SHDR_TAIL:
         return on_structured(c);
+    case RX_XHDR_TAIL:
+        return on_extended(c);
     case RX_SIMPLE_DATA:
         return complete(c, cur_slot(c));
     case RX_OFFSET:
@@ -506,7 +558,20 @@ int nbd_client_tx_input(struct sc_nbd_client *c)
         rx_next(c, RX_BS_EXTENT, c->hdr, 8);
         return 0;
     case RX_BS_EXTENT:
-        return on_bs_extent(c);
+        return on_bs_extent(c, be32_get(c->hdr), be32_get(c->hdr + 4), 8);
+    case RX_BSX_HDR:
+        if (be32_get(c->hdr) != c->meta_id)
+            return nbd_client_fail(c, SC_ERR_PROTO, "block status for an unknown context");
+        if (be32_get(c->hdr + 4) == 0 || (uint64_t)be32_get(c->hdr + 4) * 16u != c->rx_left)
+            return nbd_client_fail(c, SC_ERR_PROTO, "block status descriptor count mismatch");
+        rx_next(c, RX_BSX_EXTENT, c->hdr, 16);
+        return 0;
+    case RX_BSX_EXTENT: {
+        uint64_t status = be64_get(c->hdr + 8);
+        if (status > UINT32_MAX)
+            return nbd_client_fail(c, SC_ERR_PROTO, "base:allocation status above 32 bits");
+        return on_bs_extent(c, be64_get(c->hdr), (uint32_t)status, 16);
+    }
     case RX_ERR_HDR:
         return on_err_hdr(c);
     case RX_ERR_REST:

@@ -383,6 +383,9 @@ static int on_option(struct sc_nbd_server *s)
         if (tls_gate)
             return nbd_server_fail(s, SC_ERR_TLS_REQUIRED,
                                    "client sent NBD_OPT_EXPORT_NAME before TLS");
+        if (s->extended)
+            return nbd_server_fail(s, SC_ERR_PROTO,
+                                   "client sent NBD_OPT_EXPORT_NAME after extended headers");
         on_export_name(s);
         return s->error;
     default:
@@ -410,7 +413,20 @@ static int on_option(struct sc_nbd_server *s)
             reply_error(s, SC_NBD_REP_ERR_INVALID, "STRUCTURED_REPLY takes no data");
             return 0;
         }
+        if (s->extended) {
+            reply_error(s, SC_NBD_REP_ERR_EXT_HEADER_REQD, "extended headers are in use");
+            return 0;
+        }
         s->structured = true;
+        reply_ack(s, AS_OPT);
+        return 0;
+    case SC_NBD_OPT_EXTENDED_HEADERS:
+        if (s->opt_len != 0) {
+            reply_error(s, SC_NBD_REP_ERR_INVALID, "EXTENDED_HEADERS takes no data");
+            return 0;
+        }
+        s->extended = true;
+        s->structured = true;  /* extended replies are structured chunks */
         reply_ack(s, AS_OPT);
         return 0;
     case SC_NBD_OPT_SET_META_CONTEXT:
@@ -499,6 +515,7 @@ int sc_nbd_server_tls_done(struct sc_nbd_server *s)
     /* Nothing negotiated in clear survives (nbdkit CVE-2021-3716). */
     s->tls_active = true;
     s->structured = false;
+    s->extended = false;
     s->meta_base = false;
     s->exp = NULL;
     opt_next(s);
@@ -509,7 +526,8 @@ int sc_nbd_server_eof(struct sc_nbd_server *s)
 {
     if (s->state == SS_CLOSED)
         return 0;
-    if (s->state == SS_REQ_HDR && s->in_need == SC_NBD_REQUEST_LEN)
+    if (s->state == SS_REQ_HDR &&
+        s->in_need == (s->extended ? SC_NBD_EXT_REQUEST_LEN : SC_NBD_REQUEST_LEN))
         return nbd_server_fail(s, SC_ERR_EOF, "client left without NBD_CMD_DISC");
     return nbd_server_fail(s, SC_ERR_EOF, "client closed the connection mid-%s",
                            sc_nbd_server_negotiating(s) ? "handshake" : "request");

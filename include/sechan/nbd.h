@@ -74,7 +74,8 @@ enum sc_nbd_tls_policy {
 struct sc_nbd_client_config {
     const char *export_name;          /* NULL or "": the default export */
     enum sc_nbd_tls_policy tls;
-    bool no_structured_replies;
+    bool no_structured_replies;       /* (implies no extended headers) */
+    bool no_extended_headers;         /* do not try NBD_OPT_EXTENDED_HEADERS */
     bool no_block_status;             /* do not ask for base:allocation */
     bool info_only;                   /* NBD_OPT_INFO, then NBD_OPT_ABORT */
     bool list_exports;                /* NBD_OPT_LIST before choosing the export */
@@ -91,6 +92,7 @@ struct sc_nbd_export_info {
     uint16_t flags;                   /* SC_NBD_FLAG_* transmission flags */
     uint32_t block_min, block_pref, block_max;  /* 0 when not sent */
     bool structured_replies;
+    bool extended_headers;            /* 32-byte requests and replies */
     bool block_status;                /* base:allocation negotiated */
     bool tls;                         /* negotiated under TLS */
     bool used_export_name;            /* old NBD_OPT_EXPORT_NAME fallback */
@@ -324,6 +326,7 @@ struct sc_nbd_server {
     bool tls_active;
     bool client_no_zeroes;
     bool structured;
+    bool extended;               /* 32-byte requests and replies */
     bool meta_base;              /* base:allocation granted (context id 1) */
     const struct sc_nbd_export *exp;  /* chosen by GO / EXPORT_NAME */
     unsigned list_next;          /* LIST: next export to announce */
@@ -343,7 +346,7 @@ struct sc_nbd_server {
     /* the request being served */
     uint16_t req_flags, req_type;
     uint64_t req_cookie, req_offset;
-    uint32_t req_len, req_done, chunk_len;
+    uint64_t req_len, req_done;       /* 64-bit with extended headers */
     uint32_t req_error;
     struct sc_nbd_extent extents[SC_NBD_SRV_EXTENTS];
 };

@@ -90,12 +90,14 @@
 #define SC_NBD_CMD_FLAG_DF (1u << 2)
 #define SC_NBD_CMD_FLAG_REQ_ONE (1u << 3)
 #define SC_NBD_CMD_FLAG_FAST_ZERO (1u << 4)
+#define SC_NBD_CMD_FLAG_PAYLOAD_LEN (1u << 5)   /* extended headers: length is a payload */
 
 #define SC_NBD_REPLY_FLAG_DONE (1u << 0)
 #define SC_NBD_REPLY_TYPE_NONE 0u
 #define SC_NBD_REPLY_TYPE_OFFSET_DATA 1u
 #define SC_NBD_REPLY_TYPE_OFFSET_HOLE 2u
 #define SC_NBD_REPLY_TYPE_BLOCK_STATUS 5u
+#define SC_NBD_REPLY_TYPE_BLOCK_STATUS_EXT 6u   /* extended headers only */
 #define SC_NBD_REPLY_TYPE_ERROR_BIT (1u << 15)
 #define SC_NBD_REPLY_TYPE_ERROR (SC_NBD_REPLY_TYPE_ERROR_BIT | 1u)
 #define SC_NBD_REPLY_TYPE_ERROR_OFFSET (SC_NBD_REPLY_TYPE_ERROR_BIT | 2u)
@@ -122,6 +124,8 @@
 #define SC_NBD_REQUEST_LEN 28u
 #define SC_NBD_SIMPLE_REPLY_LEN 16u
 #define SC_NBD_STRUCTURED_REPLY_LEN 20u
+#define SC_NBD_EXT_REQUEST_LEN 32u
+#define SC_NBD_EXT_REPLY_LEN 32u
 #define SC_NBD_MAX_STRING 4096u        /* export names, messages */
 #define SC_NBD_META_BASE_ALLOCATION "base:allocation"
 

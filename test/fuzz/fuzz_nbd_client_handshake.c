@@ -65,6 +65,9 @@ static void on_option(struct run *r, uint32_t opt, uint32_t len)
     case SC_NBD_OPT_STRUCTURED_REPLY:
         FZ_CHECK(!r->cfg.no_structured_replies && len == 0);
         break;
+    case SC_NBD_OPT_EXTENDED_HEADERS:
+        FZ_CHECK(!r->cfg.no_structured_replies && !r->cfg.no_extended_headers && len == 0);
+        break;
     case SC_NBD_OPT_SET_META_CONTEXT:
         FZ_CHECK(!r->cfg.no_block_status);
         break;

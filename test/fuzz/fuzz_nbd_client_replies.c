@@ -121,6 +121,9 @@ static size_t server_handshake(uint8_t *p, bool structured)
     size_t n = put64(p, SC_NBD_MAGIC);
     n += put64(p + n, SC_NBD_OPTS_MAGIC);
     n += put16(p + n, SC_NBD_FLAG_FIXED_NEWSTYLE | SC_NBD_FLAG_NO_ZEROES);
+    /* This target fuzzes compact replies: the server declines extended
+     * headers, as every server on this machine does. */
+    n += opt_reply(p + n, SC_NBD_OPT_EXTENDED_HEADERS, SC_NBD_REP_ERR_UNSUP, NULL, 0);
     if (!structured) {
         n += opt_reply(p + n, SC_NBD_OPT_STRUCTURED_REPLY, SC_NBD_REP_ERR_UNSUP, NULL, 0);
     } else {

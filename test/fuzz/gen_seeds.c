@@ -169,9 +169,16 @@ static void server_entry(struct seed *s, const char *name, const char *desc)
     bytes(s, desc, strlen(desc));
 }
 
+/* Servers on this machine predate extended headers: they decline. */
+static void decline_extended(struct seed *s)
+{
+    rep_err(s, SC_NBD_OPT_EXTENDED_HEADERS, SC_NBD_REP_ERR_UNSUP, "");
+}
+
 /* STRUCTURED_REPLY ack, base:allocation granted, GO with an export. */
 static void negotiate(struct seed *s)
 {
+    decline_extended(s);
     ack(s, SC_NBD_OPT_STRUCTURED_REPLY);
     meta(s, 1);
     ack(s, SC_NBD_OPT_SET_META_CONTEXT);
@@ -222,6 +229,7 @@ static void handshake_seeds(void)
     server_entry(s, "exp", "the export");
     server_entry(s, "", "");
     ack(s, SC_NBD_OPT_LIST);
+    decline_extended(s);
     ack(s, SC_NBD_OPT_STRUCTURED_REPLY);
     meta(s, 7);
     ack(s, SC_NBD_OPT_SET_META_CONTEXT);
@@ -239,6 +247,7 @@ static void handshake_seeds(void)
     ack(s, SC_NBD_OPT_STARTTLS);
     server_entry(s, "disk", "");
     ack(s, SC_NBD_OPT_LIST);
+    decline_extended(s);
     ack(s, SC_NBD_OPT_STRUCTURED_REPLY);
     meta(s, 1);
     ack(s, SC_NBD_OPT_SET_META_CONTEXT);
@@ -270,6 +279,7 @@ static void handshake_seeds(void)
 
     start(s, 0x40, 0);  /* unknown export */
     greeting(s, NEWSTYLE);
+    decline_extended(s);
     ack(s, SC_NBD_OPT_STRUCTURED_REPLY);
     meta(s, 1);
     ack(s, SC_NBD_OPT_SET_META_CONTEXT);
@@ -278,6 +288,7 @@ static void handshake_seeds(void)
 
     start(s, 0x00, 0);  /* structured replies and meta refused */
     greeting(s, NEWSTYLE);
+    decline_extended(s);
     rep_err(s, SC_NBD_OPT_STRUCTURED_REPLY, SC_NBD_REP_ERR_UNSUP, "");
     info_export(s, SC_NBD_OPT_GO, 1u << 20, ALL_FLAGS);
     ack(s, SC_NBD_OPT_GO);
@@ -285,14 +296,25 @@ static void handshake_seeds(void)
 
     start(s, 0x00, 0);
     greeting(s, NEWSTYLE);
+    decline_extended(s);
     ack(s, SC_NBD_OPT_STRUCTURED_REPLY);
     rep_err(s, SC_NBD_OPT_SET_META_CONTEXT, SC_NBD_REP_ERR_INVALID, "meta?");
     info_export(s, SC_NBD_OPT_GO, 1u << 20, ALL_FLAGS);
     ack(s, SC_NBD_OPT_GO);
     save(t, "meta-refused", s);
 
+    start(s, 0x00, 0);  /* extended headers accepted: no STRUCTURED_REPLY asked */
+    greeting(s, NEWSTYLE);
+    ack(s, SC_NBD_OPT_EXTENDED_HEADERS);
+    meta(s, 1);
+    ack(s, SC_NBD_OPT_SET_META_CONTEXT);
+    info_export(s, SC_NBD_OPT_GO, 1u << 20, ALL_FLAGS);
+    ack(s, SC_NBD_OPT_GO);
+    save(t, "go-extended", s);
+
     start(s, 0x20, 0);  /* export size of 2^63: refused */
     greeting(s, NEWSTYLE);
+    decline_extended(s);
     ack(s, SC_NBD_OPT_STRUCTURED_REPLY);
     info_export(s, SC_NBD_OPT_GO, 1ull << 63, ALL_FLAGS);
     ack(s, SC_NBD_OPT_GO);
