@@ -127,8 +127,10 @@ int cmd_info(int argc, char **argv)
         for (size_t i = 0; i < sizeof(flag_names) / sizeof(flag_names[0]); i++)
             printf("  \"%s\": %s,\n", flag_names[i].name,
                    (in->flags & flag_names[i].bit) ? "true" : "false");
-        printf("  \"structured-replies\": %s,\n  \"block-status\": %s,\n",
-               in->structured_replies ? "true" : "false", in->block_status ? "true" : "false");
+        printf("  \"structured-replies\": %s,\n  \"extended-headers\": %s,\n"
+               "  \"block-status\": %s,\n",
+               in->structured_replies ? "true" : "false", in->extended_headers ? "true" : "false",
+               in->block_status ? "true" : "false");
         printf("  \"block-size-minimum\": %u,\n  \"block-size-preferred\": %u,\n"
                "  \"block-size-maximum\": %u,\n  \"description\": ",
                in->block_min, in->block_pref, in->block_max);
@@ -149,8 +151,10 @@ int cmd_info(int argc, char **argv)
                 first = false;
             }
         }
-        printf(")\n  structured replies: %s\n  block status (base:allocation): %s\n",
-               in->structured_replies ? "yes" : "no", in->block_status ? "yes" : "no");
+        printf(")\n  structured replies: %s\n  extended headers: %s\n"
+               "  block status (base:allocation): %s\n",
+               in->structured_replies ? "yes" : "no", in->extended_headers ? "yes" : "no",
+               in->block_status ? "yes" : "no");
         if (in->block_min)
             printf("  block size: minimum %u, preferred %u, maximum %u\n", in->block_min,
                    in->block_pref, in->block_max);
