@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "nbd_client_int.h"
+#include "nbd_tls.h"
 #include "sechan/port.h"
 
 static int conn_fail(struct sc_nbd_conn *n, int err, const char *what, const char *detail)
@@ -28,19 +29,11 @@ const char *sc_nbd_conn_errmsg(const struct sc_nbd_conn *n)
  * the STARTTLS acknowledgement, so the TLS layer starts on a clean stream. */
 static int step_tls(struct sc_nbd_conn *n, enum sc_dir *want)
 {
-    if (!n->tls_started) {
-        if (n->tls_cfg == NULL)
-            return conn_fail(n, SC_ERR_INVAL, "nbd starttls", "no TLS configuration given");
-        n->tls_started = true;
-        if (sc_tls_init(&n->tls, n->raw, n->tls_cfg) != 0)
-            return conn_fail(n, n->tls.base.error, "nbd starttls", sc_tls_errmsg(&n->tls));
-        n->ch = &n->tls.base;
-    }
-    int r = sc_tls_handshake(&n->tls);
-    if (r == SC_ERR_AGAIN) {
-        *want |= sc_direction(&n->tls.base);
-        return SC_ERR_AGAIN;
-    }
+    int r = nbd_tls_step(&n->tls, &n->tls_started, n->raw, &n->ch, n->tls_cfg, want);
+    if (r == SC_ERR_AGAIN)
+        return r;
+    if (r == SC_ERR_INVAL && n->tls_cfg == NULL)
+        return conn_fail(n, r, "nbd starttls", "no TLS configuration given");
     if (r != 0)
         return conn_fail(n, r, "nbd starttls", sc_channel_errmsg(&n->tls.base));
     r = sc_nbd_client_tls_done(&n->eng);

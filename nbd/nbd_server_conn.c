@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "nbd_server_int.h"
+#include "nbd_tls.h"
 
 static int sconn_fail(struct sc_nbd_server_conn *n, int err, const char *what,
                       const char *detail)
@@ -39,18 +40,9 @@ static int engine_fail(struct sc_nbd_server_conn *n)
 
 static int step_tls(struct sc_nbd_server_conn *n, enum sc_dir *want)
 {
-    if (!n->tls_started) {
-        n->tls_started = true;
-        if (sc_tls_init(&n->tls, n->raw, n->tls_cfg) != 0)
-            return sconn_fail(n, n->tls.base.error, "nbd server starttls",
-                              sc_tls_errmsg(&n->tls));
-        n->ch = &n->tls.base;
-    }
-    int r = sc_tls_handshake(&n->tls);
-    if (r == SC_ERR_AGAIN) {
-        *want |= sc_direction(&n->tls.base);
-        return SC_ERR_AGAIN;
-    }
+    int r = nbd_tls_step(&n->tls, &n->tls_started, n->raw, &n->ch, n->tls_cfg, want);
+    if (r == SC_ERR_AGAIN)
+        return r;
     if (r != 0)
         return sconn_fail(n, r, "nbd server starttls", sc_channel_errmsg(&n->tls.base));
     return sc_nbd_server_tls_done(&n->eng) != 0 ? engine_fail(n) : 0;

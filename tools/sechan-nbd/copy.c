@@ -278,49 +278,42 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* --checksum: SHA-256 of the NBD side, read again over one connection. */
-static int hash_nbd(struct copy *cp, struct cli_conn *c, uint8_t out[32])
+/* --checksum: SHA-256 of one side, read again from the start. */
+typedef int (*read_at_fn)(void *ctx, uint8_t *buf, uint32_t n, uint64_t off);
+
+static int read_nbd_at(void *ctx, uint8_t *buf, uint32_t n, uint64_t off)
 {
-    mbedtls_sha256_context sha;
-    mbedtls_sha256_init(&sha);
-    mbedtls_sha256_starts(&sha, 0);
-    uint8_t *buf = malloc(cp->req_size);
-    if (buf == NULL)
-        return EXIT_IO;
-    int rc = 0;
-    for (uint64_t off = 0; off < cp->size && rc == 0;) {
-        uint32_t n = (uint32_t)(cp->size - off < cp->req_size ? cp->size - off : cp->req_size);
-        int r = sc_nbd_pread(&c->nbd, buf, n, off, cli_deadline());
-        if (r != 0) {
-            fprintf(stderr, "sechan-nbd: checksum read at %llu: %s\n", (unsigned long long)off,
-                    sc_nbd_conn_errmsg(&c->nbd));
-            rc = EXIT_IO;
-        }
-        mbedtls_sha256_update(&sha, buf, n);
-        off += n;
-    }
-    free(buf);
-    mbedtls_sha256_finish(&sha, out);
-    mbedtls_sha256_free(&sha);
-    return rc;
+    struct cli_conn *c = ctx;
+    int r = sc_nbd_pread(&c->nbd, buf, n, off, cli_deadline());
+    if (r != 0)
+        fprintf(stderr, "sechan-nbd: checksum read at %llu: %s\n", (unsigned long long)off,
+                sc_nbd_conn_errmsg(&c->nbd));
+    return r;
 }
 
-static int hash_file(struct copy *cp, uint8_t out[32])
+static int read_file_at(void *ctx, uint8_t *buf, uint32_t n, uint64_t off)
+{
+    const struct copy *cp = ctx;
+    if (read_full_fd(cp->fd, buf, n, (int64_t)off) == (ssize_t)n)
+        return 0;
+    fprintf(stderr, "sechan-nbd: checksum: cannot read the file back at %llu\n",
+            (unsigned long long)off);
+    return -1;
+}
+
+static int hash_side(struct copy *cp, read_at_fn read_at, void *ctx, uint8_t out[32])
 {
     mbedtls_sha256_context sha;
     mbedtls_sha256_init(&sha);
     mbedtls_sha256_starts(&sha, 0);
     uint8_t *buf = malloc(cp->req_size);
-    if (buf == NULL)
-        return EXIT_IO;
-    int rc = 0;
-    for (uint64_t off = 0; off < cp->size;) {
+    int rc = buf == NULL ? EXIT_IO : 0;
+    for (uint64_t off = 0; off < cp->size && rc == 0;) {
         uint32_t n = (uint32_t)(cp->size - off < cp->req_size ? cp->size - off : cp->req_size);
-        if (read_full_fd(cp->fd, buf, n, (int64_t)off) != (ssize_t)n) {
+        if (read_at(ctx, buf, n, off) != 0)
             rc = EXIT_IO;
-            break;
-        }
-        mbedtls_sha256_update(&sha, buf, n);
+        else
+            mbedtls_sha256_update(&sha, buf, n);
         off += n;
     }
     free(buf);
@@ -507,18 +500,16 @@ int cmd_copy(int argc, char **argv)
         fprintf(stderr, "sechan-nbd: copy failed: %s\n", cp.msg);
     if (rc == 0 && cp.checksum) {
         uint8_t a[32], b[32];
-        int h1 = hash_nbd(&cp, &conn[0], a);
+        int h1 = hash_side(&cp, read_nbd_at, &conn[0], a);
         int h2 = 0;
         if (cp.seekable)
-            h2 = hash_file(&cp, b);
+            h2 = hash_side(&cp, read_file_at, &cp, b);
         else
             mbedtls_sha256_finish(&cp.stream_sha, b);
         char hex[65];
         for (int i = 0; i < 32; i++)
             snprintf(hex + 2 * i, 3, "%02x", a[i]);
         if (h1 != 0 || h2 != 0) {
-            if (h2 != 0)
-                fprintf(stderr, "sechan-nbd: checksum: cannot read the file back\n");
             rc = EXIT_IO;
         } else if (memcmp(a, b, 32) != 0) {
             fprintf(stderr, "sechan-nbd: checksum MISMATCH: export sha256 %s differs from the file\n", hex);
