@@ -38,7 +38,7 @@ NBDCLI_SRCS := $(wildcard tools/sechan-nbd/*.c)
 NBDCLI_OBJS := $(NBDCLI_SRCS:%.c=$(HOST)/obj/%.o)
 
 .PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
-	pki demo setup check-clang bench clean distclean
+	pki demo setup check-clang check-cross bench clean distclean
 .DEFAULT_GOAL := all
 
 all: lib tools
@@ -122,6 +122,7 @@ test: setup
 	$(MAKE) --no-print-directory -j$(NPROC) all tests pki
 	$(MAKE) --no-print-directory check-nomalloc
 	$(MAKE) --no-print-directory -j$(NPROC) check-clang
+	$(MAKE) --no-print-directory check-cross
 	$(MAKE) --no-print-directory fuzz-regress
 	$(MAKE) --no-print-directory fuzz-smoke
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
@@ -134,6 +135,19 @@ unit: $(UNIT_BINS) pki
 interop: $(INTEROP_BINS) pki
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
 		scripts/run-tests.sh $(INTEROP_BINS)
+
+# The portable parts (no OS, no Mbed TLS) must build for Cortex-M too.
+PORTABLE_SRCS := $(wildcard core/*.c) nbd/nbd_client.c nbd/nbd_client_hs.c \
+	nbd/nbd_client_tx.c nbd/nbd_server.c nbd/nbd_server_tx.c nbd/backend_mem.c \
+	transports/pipe.c
+CROSS_ARM_FLAGS := -std=c11 -Os -mcpu=cortex-m3 -mthumb $(WARN) -ffunction-sections -Iinclude
+
+check-cross:
+	@mkdir -p $(BUILD)/cross-arm
+	@for f in $(PORTABLE_SRCS); do \
+		arm-none-eabi-gcc $(CROSS_ARM_FLAGS) -c $$f -o $(BUILD)/cross-arm/$$(basename $$f .c).o \
+			|| exit 1; done
+	@echo "check-cross: OK ($(words $(PORTABLE_SRCS)) portable sources build for Cortex-M3 with -Werror)"
 
 # The same sources must build warning-free with clang as with gcc.
 check-clang:

@@ -1,6 +1,7 @@
 /* The NBD client engine's handshake: fixed newstyle negotiation with
  * STARTTLS, LIST, STRUCTURED_REPLY, SET_META_CONTEXT and GO/INFO, and the
  * NBD_OPT_EXPORT_NAME fallback. One handler per named state. */
+#include <inttypes.h>
 #include <string.h>
 
 #include "nbd_client_int.h"
@@ -158,15 +159,15 @@ static int on_info(struct sc_nbd_client *c, const uint8_t *p, uint32_t len)
     switch (type) {
     case SC_NBD_INFO_EXPORT:
         if (len != 12)
-            return nbd_client_fail(c, SC_ERR_PROTO, "NBD_INFO_EXPORT of %u bytes", len);
+            return nbd_client_fail(c, SC_ERR_PROTO, "NBD_INFO_EXPORT of %" PRIu32 " bytes", len);
         return check_export(c, be64_get(p + 2), be16_get(p + 10));
     case SC_NBD_INFO_BLOCK_SIZE: {
         if (len != 14)
-            return nbd_client_fail(c, SC_ERR_PROTO, "NBD_INFO_BLOCK_SIZE of %u bytes", len);
+            return nbd_client_fail(c, SC_ERR_PROTO, "NBD_INFO_BLOCK_SIZE of %" PRIu32 " bytes", len);
         uint32_t min = be32_get(p + 2), pref = be32_get(p + 6), max = be32_get(p + 10);
         if (!pow2(min) || min > 65536 || !pow2(pref) || pref < min || max < pref ||
             (max != UINT32_MAX && max % min != 0))
-            return nbd_client_fail(c, SC_ERR_PROTO, "inconsistent block sizes %u/%u/%u", min,
+            return nbd_client_fail(c, SC_ERR_PROTO, "inconsistent block sizes %" PRIu32 "/%" PRIu32 "/%" PRIu32, min,
                                    pref, max);
         c->info.block_min = min;
         c->info.block_pref = pref;
@@ -218,7 +219,7 @@ static int on_option_error(struct sc_nbd_client *c, uint32_t type, const uint8_t
     case SC_NBD_OPT_STARTTLS:
         if (c->cfg.tls == SC_NBD_TLS_REQUIRE)
             return nbd_client_fail(c, SC_ERR_TLS_REQUIRED,
-                                   "server refused NBD_OPT_STARTTLS (error %u%s%s) and TLS is "
+                                   "server refused NBD_OPT_STARTTLS (error %" PRIu32 "%s%s) and TLS is "
                                    "required", code, len ? ": " : "", text);
         advance_options(c);  /* optional TLS: carry on in clear */
         return 0;
@@ -253,7 +254,7 @@ static int on_option_error(struct sc_nbd_client *c, uint32_t type, const uint8_t
     if (type == SC_NBD_REP_ERR_TLS_REQD)
         return nbd_client_fail(c, SC_ERR_TLS_REQUIRED, "server requires TLS%s%s",
                                len ? ": " : "", text);
-    return nbd_client_fail(c, SC_ERR_REMOTE, "server refused the export (error %u%s%s)", code,
+    return nbd_client_fail(c, SC_ERR_REMOTE, "server refused the export (error %" PRIu32 "%s%s)", code,
                            len ? ": " : "", text);
 }
 
@@ -287,7 +288,7 @@ static int on_ack(struct sc_nbd_client *c)
         enter_ready(c);
         return 0;
     default:
-        return nbd_client_fail(c, SC_ERR_INTERNAL, "acknowledgement for option %u", c->cur_opt);
+        return nbd_client_fail(c, SC_ERR_INTERNAL, "acknowledgement for option %" PRIu32, c->cur_opt);
     }
     advance_options(c);
     return 0;
@@ -303,7 +304,7 @@ static int on_option_reply(struct sc_nbd_client *c)
     switch (type) {
     case SC_NBD_REP_ACK:
         if (len != 0)
-            return nbd_client_fail(c, SC_ERR_PROTO, "NBD_REP_ACK with a %u-byte payload", len);
+            return nbd_client_fail(c, SC_ERR_PROTO, "NBD_REP_ACK with a %" PRIu32 "-byte payload", len);
         return on_ack(c);
     case SC_NBD_REP_SERVER:
         if (c->cur_opt != SC_NBD_OPT_LIST)
@@ -329,7 +330,7 @@ static int on_option_reply(struct sc_nbd_client *c)
     default:
         break;
     }
-    return nbd_client_fail(c, SC_ERR_PROTO, "unexpected reply type %u to option %u", type,
+    return nbd_client_fail(c, SC_ERR_PROTO, "unexpected reply type %" PRIu32 " to option %" PRIu32, type,
                            c->cur_opt);
 }
 
@@ -370,13 +371,13 @@ static int on_option_header(struct sc_nbd_client *c)
     if (be64_get(c->hdr) != SC_NBD_REP_MAGIC)
         return nbd_client_fail(c, SC_ERR_PROTO, "bad option reply magic");
     if (be32_get(c->hdr + 8) != c->cur_opt)
-        return nbd_client_fail(c, SC_ERR_PROTO, "reply to option %u while %u was asked",
+        return nbd_client_fail(c, SC_ERR_PROTO, "reply to option %" PRIu32 " while %" PRIu32 " was asked",
                                be32_get(c->hdr + 8), c->cur_opt);
     c->rx_type = be32_get(c->hdr + 12);
     c->rx_len = be32_get(c->hdr + 16);
     /* Bound the payload before reading any of it. */
     if (c->rx_len > sizeof(c->scratch))
-        return nbd_client_fail(c, SC_ERR_TOO_LONG, "option reply of %u bytes (limit %u)",
+        return nbd_client_fail(c, SC_ERR_TOO_LONG, "option reply of %" PRIu32 " bytes (limit %u)",
                                c->rx_len, (unsigned)sizeof(c->scratch));
     if (c->rx_len == 0)
         return on_option_reply(c);

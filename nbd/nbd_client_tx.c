@@ -1,6 +1,7 @@
 /* The NBD client engine's transmission phase: a fixed window of requests,
  * cookies, and replies (simple and structured) checked against the request
  * they answer before a byte lands in the caller's buffer. */
+#include <inttypes.h>
 #include <string.h>
 
 #include "nbd_client_int.h"
@@ -264,7 +265,7 @@ static int cover(struct sc_nbd_client *c, struct sc_nbd_slot *s, uint32_t lo, ui
     bool touch_prev = i > 0 && s->got[i - 1].end == lo;
     bool touch_next = i < s->nr_got && s->got[i].start == hi;
     if ((i > 0 && s->got[i - 1].end > lo) || (i < s->nr_got && s->got[i].start < hi))
-        return nbd_client_fail(c, SC_ERR_PROTO, "read chunks overlap at %u..%u", lo, hi);
+        return nbd_client_fail(c, SC_ERR_PROTO, "read chunks overlap at %" PRIu32 "..%" PRIu32, lo, hi);
     if (touch_prev && touch_next) {
         s->got[i - 1].end = s->got[i].end;
         memmove(&s->got[i], &s->got[i + 1], (s->nr_got - i - 1) * sizeof(s->got[0]));
@@ -293,7 +294,7 @@ static int complete(struct sc_nbd_client *c, struct sc_nbd_slot *s)
 {
     if (s->nbd_error == 0 && s->req.type == SC_NBD_CMD_READ && !read_whole(s))
         return nbd_client_fail(c, SC_ERR_PROTO,
-                               "server ended a read of %u bytes without sending all of it",
+                               "server ended a read of %" PRIu32 " bytes without sending all of it",
                                s->req.length);
     if (s->nbd_error == 0 && s->req.type == SC_NBD_CMD_BLOCK_STATUS && s->extent_sum == 0)
         return nbd_client_fail(c, SC_ERR_PROTO, "block status reply without extents");
@@ -343,7 +344,7 @@ static int on_chunk(struct sc_nbd_client *c, struct sc_nbd_slot *s)
     bool ext = c->info.extended_headers;
     if (type & SC_NBD_REPLY_TYPE_ERROR_BIT) {
         if (len < 6)
-            return nbd_client_fail(c, SC_ERR_PROTO, "error chunk of %u bytes", len);
+            return nbd_client_fail(c, SC_ERR_PROTO, "error chunk of %" PRIu32 " bytes", len);
         rx_next(c, RX_ERR_HDR, c->hdr, 6);
         return 0;
     }
@@ -366,7 +367,7 @@ static int on_chunk(struct sc_nbd_client *c, struct sc_nbd_slot *s)
         if (ext || s->req.type != SC_NBD_CMD_BLOCK_STATUS || len < 12 || (len - 4) % 8 != 0)
             return nbd_client_fail(c, SC_ERR_PROTO, "malformed block status chunk");
         if (len > SC_NBD_BLOCK_STATUS_MAX)
-            return nbd_client_fail(c, SC_ERR_TOO_LONG, "block status chunk of %u bytes", len);
+            return nbd_client_fail(c, SC_ERR_TOO_LONG, "block status chunk of %" PRIu32 " bytes", len);
         if (s->extent_sum != 0)
             return nbd_client_fail(c, SC_ERR_PROTO, "second block status chunk for one context");
         c->rx_left = len - 4;
@@ -376,7 +377,7 @@ static int on_chunk(struct sc_nbd_client *c, struct sc_nbd_slot *s)
         if (!ext || s->req.type != SC_NBD_CMD_BLOCK_STATUS || len < 24 || (len - 8) % 16 != 0)
             return nbd_client_fail(c, SC_ERR_PROTO, "malformed extended block status chunk");
         if (len > 8u + 16u * (1u << 20))
-            return nbd_client_fail(c, SC_ERR_TOO_LONG, "block status chunk of %u bytes", len);
+            return nbd_client_fail(c, SC_ERR_TOO_LONG, "block status chunk of %" PRIu32 " bytes", len);
         if (s->extent_sum != 0)
             return nbd_client_fail(c, SC_ERR_PROTO, "second block status chunk for one context");
         c->rx_left = len - 8;
@@ -435,7 +436,7 @@ static int on_offset(struct sc_nbd_client *c)
     uint64_t off = be64_get(c->hdr);
     uint32_t dlen = c->rx_len - 8;
     if (!in_request(s, off, dlen))
-        return nbd_client_fail(c, SC_ERR_PROTO, "data chunk at %llu+%u outside the read",
+        return nbd_client_fail(c, SC_ERR_PROTO, "data chunk at %llu+%" PRIu32 " outside the read",
                                (unsigned long long)off, dlen);
     uint32_t lo = (uint32_t)(off - s->req.offset);
     if (cover(c, s, lo, lo + dlen) != 0)
@@ -450,7 +451,7 @@ static int on_hole(struct sc_nbd_client *c)
     uint64_t off = be64_get(c->hdr);
     uint32_t hlen = be32_get(c->hdr + 8);
     if (hlen == 0 || !in_request(s, off, hlen))
-        return nbd_client_fail(c, SC_ERR_PROTO, "hole chunk at %llu+%u outside the read",
+        return nbd_client_fail(c, SC_ERR_PROTO, "hole chunk at %llu+%" PRIu32 " outside the read",
                                (unsigned long long)off, hlen);
     uint32_t lo = (uint32_t)(off - s->req.offset);
     if (cover(c, s, lo, lo + hlen) != 0)
@@ -502,7 +503,7 @@ static int on_err_hdr(struct sc_nbd_client *c)
     if (c->rx_type == SC_NBD_REPLY_TYPE_ERROR_OFFSET && rest - msg_len != 8)
         return nbd_client_fail(c, SC_ERR_PROTO, "malformed NBD_REPLY_TYPE_ERROR_OFFSET");
     if (rest > sizeof(c->scratch))
-        return nbd_client_fail(c, SC_ERR_TOO_LONG, "error chunk of %u bytes", c->rx_len);
+        return nbd_client_fail(c, SC_ERR_TOO_LONG, "error chunk of %" PRIu32 " bytes", c->rx_len);
     if (s->nbd_error == 0)
         s->nbd_error = err;
     c->rx_left = msg_len;  /* where the offset starts, for ERROR_OFFSET */
@@ -538,7 +539,7 @@ int nbd_client_tx_input(struct sc_nbd_client *c)
             rx_next(c, RX_XHDR_TAIL, c->hdr + 16, 16);
             return 0;
         }
-        return nbd_client_fail(c, SC_ERR_PROTO, "bad reply magic 0x%08x", magic);
+        return nbd_client_fail(c, SC_ERR_PROTO, "bad reply magic 0x%08" PRIx32, magic);
     }
     case RX_SHDR_TAIL:
         return on_structured(c);

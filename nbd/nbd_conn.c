@@ -1,5 +1,6 @@
 /* see sechan/nbd.h: the driver that joins the client engine to a channel,
  * starting the TLS layer when the engine asks for it. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -189,7 +190,7 @@ static int one_request(struct sc_nbd_conn *n, const struct sc_nbd_request *req, 
         *nr = done.nr_extents;
     if (done.error != 0) {
         char text[48];
-        snprintf(text, sizeof(text), "server answered error %u", done.nbd_error);
+        snprintf(text, sizeof(text), "server answered error %" PRIu32, done.nbd_error);
         snprintf(n->msg, sizeof(n->msg), "nbd request: %s", text);
     }
     return done.error;

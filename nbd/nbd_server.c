@@ -1,5 +1,6 @@
 /* see sechan/nbd.h: the NBD server engine's buffer interface and its
  * option haggling; transmission is in nbd_server_tx.c. */
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -450,7 +451,7 @@ static int on_opt_hdr(struct sc_nbd_server *s)
                                "client sent NBD_OPT_EXPORT_NAME before TLS");
     /* Bound the payload before reading it (QEMU CVE-2017-15119). */
     if (s->opt_len > SC_NBD_SRV_OPT_DRAIN_MAX)
-        return nbd_server_fail(s, SC_ERR_TOO_LONG, "option %u with a %u-byte payload", s->opt,
+        return nbd_server_fail(s, SC_ERR_TOO_LONG, "option %" PRIu32 " with a %" PRIu32 "-byte payload", s->opt,
                                s->opt_len);
     if (s->opt_len > sizeof(s->opt_buf)) {
         s->opt_left = s->opt_len;
@@ -468,7 +469,7 @@ static int on_client_flags(struct sc_nbd_server *s)
 {
     uint32_t f = be32_get(s->hdr);
     if (f & ~(uint32_t)(SC_NBD_FLAG_C_FIXED_NEWSTYLE | SC_NBD_FLAG_C_NO_ZEROES))
-        return nbd_server_fail(s, SC_ERR_PROTO, "unknown client flags 0x%x", f);
+        return nbd_server_fail(s, SC_ERR_PROTO, "unknown client flags 0x%" PRIx32, f);
     s->client_no_zeroes = (f & SC_NBD_FLAG_C_NO_ZEROES) != 0;
     opt_next(s);
     return 0;

@@ -1,6 +1,7 @@
 /* The NBD server engine's transmission phase: one request at a time,
  * payloads streamed through the caller's buffer in pieces; compact
  * (28-byte) or extended (32-byte) headers. */
+#include <inttypes.h>
 #include <string.h>
 
 #include "nbd_server_int.h"
@@ -274,7 +275,7 @@ static int on_request(struct sc_nbd_server *s)
 {
     uint32_t magic = be32_get(s->hdr);
     if (magic != (s->extended ? SC_NBD_EXT_REQUEST_MAGIC : SC_NBD_REQUEST_MAGIC))
-        return nbd_server_fail(s, SC_ERR_PROTO, "bad request magic 0x%08x", magic);
+        return nbd_server_fail(s, SC_ERR_PROTO, "bad request magic 0x%08" PRIx32, magic);
     s->req_flags = be16_get(s->hdr + 4);
     s->req_type = be16_get(s->hdr + 6);
     s->req_cookie = be64_get(s->hdr + 8);
