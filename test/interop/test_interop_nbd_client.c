@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "../util/nbdpeer.h"
+#include "../util/need.h"
 #include "../util/proc.h"
 #include "sechan/nbd.h"
 #include "sechan/port.h"
@@ -36,15 +37,7 @@ static struct client cl;
 
 static void need(enum np_server s)
 {
-    const char *prog = np_program(s);
-    if (tp_have_program(prog))
-        return;
-    if (tp_in_ci()) {
-        print_error("%s is not installed (CI must have it)\n", prog);
-        fail();
-    }
-    printf("# skip: %s is not installed\n", prog);
-    skip();
+    tp_need_program(np_program(s));
 }
 
 static void disk_path(char *buf, size_t cap, const char *tag)

@@ -17,6 +17,7 @@
 
 #include "../../nbd/nbd_wire.h"
 #include "../util/nbdpeer.h"
+#include "../util/need.h"
 #include "../util/proc.h"
 #include "sechan/nbd.h"
 #include "sechan/port.h"
@@ -38,18 +39,6 @@ static const char *bin(void)
 {
     const char *b = getenv("SECHAN_BIN_DIR");
     return b ? b : "build/host";
-}
-
-static void need(const char *prog)
-{
-    if (tp_have_program(prog))
-        return;
-    if (tp_in_ci()) {
-        print_error("%s is not installed (CI must have it)\n", prog);
-        fail();
-    }
-    printf("# skip: %s is not installed\n", prog);
-    skip();
 }
 
 /* Start sechan-nbd serve with the given extra arguments (NULL-terminated). */
@@ -140,8 +129,8 @@ static void serve_mode(struct server *s, enum mode m, const char *file)
 /* nbdinfo, nbdcopy down and up, nbdsh. */
 static void libnbd_tools(enum mode m)
 {
-    need("nbdinfo");
-    need("nbdcopy");
+    tp_need_program("nbdinfo");
+    tp_need_program("nbdcopy");
     char work[256], uri[600], lg[256], out[256];
     snprintf(work, sizeof(work), "%s/serve-work-%d.img", tp_build_dir(), (int)m);
     assert_int_equal(np_make_disk(work, DISK_SIZE, SEED + 1), 0);
@@ -161,7 +150,7 @@ static void libnbd_tools(enum mode m)
     assert_true(files_equal(src_img, out, DISK_SIZE));
     assert_true(files_equal(src_img, work, DISK_SIZE));
     /* nbdsh (python3-libnbd): a write, a flush, a read. */
-    need("/usr/bin/python3");
+    tp_need_program("/usr/bin/python3");
     {
         /* libnbd reads tls-* files named in a URI only when allowed to. */
         char script[900];
@@ -188,8 +177,8 @@ static void test_libnbd_psk(void **st) { (void)st; libnbd_tools(PSK); }
 /* qemu-img convert both ways and qemu-io, through --object tls-creds-*. */
 static void qemu_tools(enum mode m)
 {
-    need("qemu-img");
-    need("qemu-io");
+    tp_need_program("qemu-img");
+    tp_need_program("qemu-io");
     char work[256], out[256], opts[600], obj[400], lg[256];
     snprintf(work, sizeof(work), "%s/serve-qemu-%d.img", tp_build_dir(), (int)m);
     assert_int_equal(np_make_disk(work, DISK_SIZE, SEED + 2), 0);
@@ -272,6 +261,18 @@ static uint32_t read_reply(struct raw *r, uint32_t opt)
     return be32_get(h + 12);
 }
 
+/* STARTTLS on a raw connection, then our TLS client over it (X.509). */
+static void raw_starttls(struct raw *r, struct sc_tls_creds *creds, struct sc_tls *tls)
+{
+    send_opt(r, SC_NBD_OPT_STARTTLS, NULL, 0, 0);
+    assert_int_equal(read_reply(r, SC_NBD_OPT_STARTTLS), SC_NBD_REP_ACK);
+    assert_int_equal(sc_tls_creds_init(creds), 0);
+    assert_int_equal(sc_tls_creds_load_x509_dir(creds, np_pki("pki"), SC_TLS_CLIENT), 0);
+    struct sc_tls_config cfg = {.endpoint = SC_TLS_CLIENT, .creds = creds, .hostname = "localhost"};
+    assert_int_equal(sc_tls_init(tls, &r->s.base, &cfg), 0);
+    assert_int_equal(sc_tls_handshake_wait(tls, sc_deadline_in(IO_MS)), 0);
+}
+
 static bool closed_soon(struct raw *r, uint64_t ms)
 {
     uint8_t b;
@@ -327,15 +328,9 @@ static void test_second_starttls_refused(void **st)
     tls_server(&s);
     struct raw r;
     raw_open(&r, &s);
-    send_opt(&r, SC_NBD_OPT_STARTTLS, NULL, 0, 0);
-    assert_int_equal(read_reply(&r, SC_NBD_OPT_STARTTLS), SC_NBD_REP_ACK);
     static struct sc_tls_creds creds;
-    assert_int_equal(sc_tls_creds_init(&creds), 0);
-    assert_int_equal(sc_tls_creds_load_x509_dir(&creds, np_pki("pki"), SC_TLS_CLIENT), 0);
-    struct sc_tls_config cfg = {.endpoint = SC_TLS_CLIENT, .creds = &creds, .hostname = "localhost"};
     static struct sc_tls tls;
-    assert_int_equal(sc_tls_init(&tls, &r.s.base, &cfg), 0);
-    assert_int_equal(sc_tls_handshake_wait(&tls, sc_deadline_in(IO_MS)), 0);
+    raw_starttls(&r, &creds, &tls);
     /* Inside TLS: a second STARTTLS is refused, the session goes on. */
     uint8_t h[16];
     be64_put(h, SC_NBD_OPTS_MAGIC);
@@ -365,15 +360,9 @@ static void test_plaintext_state_forgotten(void **st)
     raw_open(&r, &s);
     send_opt(&r, SC_NBD_OPT_STRUCTURED_REPLY, NULL, 0, 0);
     assert_int_equal(read_reply(&r, SC_NBD_OPT_STRUCTURED_REPLY), SC_NBD_REP_ACK);
-    send_opt(&r, SC_NBD_OPT_STARTTLS, NULL, 0, 0);
-    assert_int_equal(read_reply(&r, SC_NBD_OPT_STARTTLS), SC_NBD_REP_ACK);
     static struct sc_tls_creds creds;
-    assert_int_equal(sc_tls_creds_init(&creds), 0);
-    assert_int_equal(sc_tls_creds_load_x509_dir(&creds, np_pki("pki"), SC_TLS_CLIENT), 0);
-    struct sc_tls_config cfg = {.endpoint = SC_TLS_CLIENT, .creds = &creds, .hostname = "localhost"};
     static struct sc_tls tls;
-    assert_int_equal(sc_tls_init(&tls, &r.s.base, &cfg), 0);
-    assert_int_equal(sc_tls_handshake_wait(&tls, sc_deadline_in(IO_MS)), 0);
+    raw_starttls(&r, &creds, &tls);
     /* GO under TLS, no new STRUCTURED_REPLY. */
     uint8_t go[16 + 10];
     be64_put(go, SC_NBD_OPTS_MAGIC);
@@ -528,7 +517,7 @@ static void test_concurrent_clients(void **st)
 static void test_copy_reports_io_error(void **st)
 {
     (void)st;
-    need("nbdkit");
+    tp_need_program("nbdkit");
     struct np_peer p;
     struct np_opts o = {.server = NP_NBDKIT_MEMORY, .mem_size = 4u << 20,
                         .extra = {"--filter=error", "error-pread=EIO", "error-pread-rate=100%"}};

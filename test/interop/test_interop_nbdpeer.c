@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 
 #include "../util/nbdpeer.h"
+#include "../util/need.h"
 #include "../util/proc.h"
 
 #define DISK_SIZE (8u * 1024u * 1024u)
@@ -47,23 +48,11 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000);
 }
 
-static void need_program(const char *name)
-{
-    if (tp_have_program(name))
-        return;
-    if (tp_in_ci()) {
-        print_error("%s is not installed (CI must have it)\n", name);
-        fail();
-    }
-    printf("# skip: %s is not installed\n", name);
-    skip();
-}
-
 /* Run argv to completion (bounded), stdout+stderr to out.  Returns the exit code (143 if it
  * had to be stopped). */
 static int run_tool(const char *const argv[], const char *out)
 {
-    need_program(argv[0]);
+    tp_need_program(argv[0]);
     (void)unlink(out);
     tool_pid = tp_spawn(argv, out);
     assert_true(tool_pid > 0);
@@ -151,8 +140,8 @@ static void nbdinfo_refused(const char *uri)
 
 static void start(const struct np_opts *o)
 {
-    need_program(np_program(o->server));
-    need_program("nbdinfo");
+    tp_need_program(np_program(o->server));
+    tp_need_program("nbdinfo");
     int r = np_start(&cur, o);
     if (r != 0)
         print_error("np_start %s/%s failed\n", np_server_name(o->server), np_tls_name(o->tls));
@@ -285,7 +274,7 @@ static void test_nbd_server_stop_connected(void **state)
 static void test_start_failure(void **state)
 {
     const struct tcase *c = *state;
-    need_program(np_program(c->server));
+    tp_need_program(np_program(c->server));
     struct np_opts o = opts_for(c->server, c->tls);
     o.file = "/nonexistent/np-disk.img";
     printf("# expect a start failure and a log tail below\n");
@@ -352,7 +341,7 @@ static void check_disk_copy(const char *path, uint64_t size)
 static void test_content(void **state)
 {
     const struct tcase *c = *state;
-    need_program("nbdcopy");
+    tp_need_program("nbdcopy");
     struct np_opts o = opts_for(c->server, c->tls);
     o.read_only = true;
     start(&o);

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../util/need.h"
 #include "../util/proc.h"
 
 static char pki_dir[1024];
@@ -46,16 +47,6 @@ static void msleep(long ms)
 }
 
 /* Skip (or fail in CI) when a program is missing. */
-static void need_program(const char *prog)
-{
-    if (tp_have_program(prog))
-        return;
-    if (tp_in_ci())
-        fail_msg("%s not found on PATH (CI is set, so this is an error)", prog);
-    print_message("%s not found on PATH: skipping\n", prog);
-    skip();
-}
-
 /* Path of a PKI file; skips (or fails in CI) when mkpki.sh has not been run. */
 static const char *pki(const char *rel, char *buf, size_t n)
 {
@@ -304,7 +295,7 @@ static void test_stdin_pipe(void **state)
 static void test_gnutls_serv_x509(void **state)
 {
     (void)state;
-    need_program("gnutls-serv");
+    tp_need_program("gnutls-serv");
     char ca[1100], cert[1100], key[1100], lg[1100], portstr[16];
     pki("pki/ca-cert.pem", ca, sizeof ca);
     pki("pki/server-cert.pem", cert, sizeof cert);
@@ -333,7 +324,7 @@ static void test_gnutls_serv_x509(void **state)
 static void test_gnutls_serv_psk(void **state)
 {
     (void)state;
-    need_program("gnutls-serv");
+    tp_need_program("gnutls-serv");
     char psk[1100], lg[1100], portstr[16];
     pki("keys.psk", psk, sizeof psk);
     int port = tp_free_port();
@@ -355,7 +346,7 @@ static void test_gnutls_serv_psk(void **state)
 static void test_openssl_s_server(void **state)
 {
     (void)state;
-    need_program("openssl");
+    tp_need_program("openssl");
     char cert[1100], key[1100], lg[1100], accept[64];
     pki("pki/server-cert.pem", cert, sizeof cert);
     pki("pki/server-key.pem", key, sizeof key);
@@ -385,7 +376,7 @@ static void test_openssl_s_server(void **state)
 static void test_openssl_s_server_psk_rev(void **state)
 {
     (void)state;
-    need_program("openssl");
+    tp_need_program("openssl");
     char psk[1100], lg[1100], accept[64];
     pki("keys.psk", psk, sizeof psk);
     char *line = read_file(psk);
@@ -421,7 +412,7 @@ static void test_openssl_s_server_psk_rev(void **state)
 static void test_openssl_unix(void **state)
 {
     (void)state;
-    need_program("openssl");
+    tp_need_program("openssl");
     char cert[1100], key[1100], lg[1100];
     pki("pki/server-cert.pem", cert, sizeof cert);
     pki("pki/server-key.pem", key, sizeof key);

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "../util/conform.h"
+#include "../util/need.h"
 #include "../util/proc.h"
 #include "../util/tlspair.h"
 #include "sechan/port.h"
@@ -31,18 +32,6 @@ struct peer {
     int stdin_fd;
     char log[256];
 };
-
-static void need_program(const char *name)
-{
-    if (tp_have_program(name))
-        return;
-    if (tp_in_ci()) {
-        print_error("%s is not installed (CI must have it)\n", name);
-        fail();
-    }
-    printf("# skip: %s is not installed\n", name);
-    skip();
-}
 
 static void peer_start(struct peer *p, const char *const argv[], const char *name)
 {
@@ -67,7 +56,7 @@ static void peer_stop(struct peer *p)
 
 static void gnutls_x509(struct peer *p, const char *pki, const char *extra1, const char *extra2)
 {
-    need_program("gnutls-serv");
+    tp_need_program("gnutls-serv");
     p->port = tp_free_port();
     char port[16], ca[300], cert[300], key[300];
     snprintf(port, sizeof(port), "%d", p->port);
@@ -81,7 +70,7 @@ static void gnutls_x509(struct peer *p, const char *pki, const char *extra1, con
 
 static void gnutls_psk(struct peer *p)
 {
-    need_program("gnutls-serv");
+    tp_need_program("gnutls-serv");
     p->port = tp_free_port();
     char port[16];
     snprintf(port, sizeof(port), "%d", p->port);
@@ -92,7 +81,7 @@ static void gnutls_psk(struct peer *p)
 
 static void openssl_x509(struct peer *p, const char *pki)
 {
-    need_program("openssl");
+    tp_need_program("openssl");
     p->port = tp_free_port();
     char accept[32], cert[300], key[300];
     snprintf(accept, sizeof(accept), "127.0.0.1:%d", p->port);
@@ -105,7 +94,7 @@ static void openssl_x509(struct peer *p, const char *pki)
 
 static void openssl_psk(struct peer *p)
 {
-    need_program("openssl");
+    tp_need_program("openssl");
     p->port = tp_free_port();
     char accept[32];
     snprintf(accept, sizeof(accept), "127.0.0.1:%d", p->port);

@@ -37,22 +37,6 @@
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000);
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts;
-    ts.tv_sec = ms / 1000;
-    ts.tv_nsec = (long)(ms % 1000) * 1000000L;
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
 /* snprintf that reports truncation: 0 fits, -1 does not. */
 static int fmt(char *buf, size_t size, const char *f, ...) __attribute__((format(printf, 3, 4)));
 
@@ -247,13 +231,13 @@ static int reap_orphan(pid_t pid, pid_t ppid, pid_t pgrp, char state, void *arg)
 /* Reap the processes of group pgrp that were re-parented to us (subreaper), bounded. */
 static void reap_orphans(pid_t pgrp)
 {
-    int64_t deadline = now_ms() + NP_REAP_TIMEOUT_MS;
+    int64_t deadline = tp_now_ms() + NP_REAP_TIMEOUT_MS;
     for (;;) {
         struct orphans o = {getpid(), pgrp, 0};
         proc_scan(reap_orphan, &o);
-        if (o.left == 0 || now_ms() >= deadline)
+        if (o.left == 0 || tp_now_ms() >= deadline)
             return;
-        sleep_ms(10);
+        tp_sleep_ms(10);
     }
 }
 
@@ -301,13 +285,13 @@ static int unix_listening(const char *path)
 
 static int wait_unix_quiet(pid_t pid, const char *path, int timeout_ms)
 {
-    int64_t deadline = now_ms() + timeout_ms;
+    int64_t deadline = tp_now_ms() + timeout_ms;
     for (;;) {
         if (unix_listening(path) == 0)
             return 0;
-        if (!tp_alive(pid) || now_ms() >= deadline)
+        if (!tp_alive(pid) || tp_now_ms() >= deadline)
             return -1;
-        sleep_ms(10);
+        tp_sleep_ms(10);
     }
 }
 
@@ -610,11 +594,11 @@ static pid_t read_pidfile(const char *path)
  * daemon's pid or -1. */
 static pid_t daemon_handover(pid_t launcher, const struct np_peer *p)
 {
-    int64_t deadline = now_ms() + NP_LISTEN_TIMEOUT_MS;
+    int64_t deadline = tp_now_ms() + NP_LISTEN_TIMEOUT_MS;
     /* 1. the launcher ends (0 = daemon forked) */
     int st;
-    while ((st = peek_exit(launcher)) == -2 && now_ms() < deadline)
-        sleep_ms(5);
+    while ((st = peek_exit(launcher)) == -2 && tp_now_ms() < deadline)
+        tp_sleep_ms(5);
     if (st != 0) {
         fprintf(stderr, "nbdpeer: nbd-server %s (status %d)\n",
                 st == -2 ? "did not daemonize in time" : "failed", st);
@@ -623,8 +607,8 @@ static pid_t daemon_handover(pid_t launcher, const struct np_peer *p)
     }
     /* 2. the daemon writes its pid file after setsid() */
     pid_t d;
-    while ((d = read_pidfile(p->pidfile)) <= 0 && now_ms() < deadline)
-        sleep_ms(5);
+    while ((d = read_pidfile(p->pidfile)) <= 0 && tp_now_ms() < deadline)
+        tp_sleep_ms(5);
     if (d <= 0) {
         fprintf(stderr, "nbdpeer: nbd-server wrote no pid file %s\n", p->pidfile);
         tp_stop(launcher, 1000); /* its group may still hold the daemon: ends it */
@@ -711,7 +695,7 @@ static int start_once(struct np_peer *p, const struct np_opts *o)
         subreaper_on = true;
     }
 
-    int64_t t0 = now_ms();
+    int64_t t0 = tp_now_ms();
     pid_t pid = tp_spawn(a.v, p->log);
     if (pid <= 0)
         return -1;
@@ -725,7 +709,7 @@ static int start_once(struct np_peer *p, const struct np_opts *o)
         r = wait_unix_quiet(pid, p->socket_path, NP_LISTEN_TIMEOUT_MS);
     else
         r = tp_wait_listen_quiet(pid, p->port, NP_LISTEN_TIMEOUT_MS);
-    p->listen_ms = (int)(now_ms() - t0);
+    p->listen_ms = (int)(tp_now_ms() - t0);
     if (r == 0)
         return 0;
     int st = peek_exit(pid);

@@ -28,14 +28,14 @@ extern char **environ;
 
 /* ---- time ---------------------------------------------------------------------------- */
 
-static int64_t now_ms(void)
+int64_t tp_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + (int64_t)(ts.tv_nsec / 1000000);
 }
 
-static void sleep_ms(int ms)
+void tp_sleep_ms(int ms)
 {
     struct timespec ts;
     ts.tv_sec = ms / 1000;
@@ -296,16 +296,16 @@ static int probe_tcp_quiet(int port)
 
 static int wait_until(pid_t pid, int timeout_ms, int (*probe)(const void *), const void *arg)
 {
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = tp_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
         if (probe(arg) == 0)
             return 0;
         if (!tp_alive(pid))
             return -1;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - tp_now_ms();
         if (left <= 0)
             return -1;
-        sleep_ms(left < TP_POLL_MS ? (int)left : TP_POLL_MS);
+        tp_sleep_ms(left < TP_POLL_MS ? (int)left : TP_POLL_MS);
     }
 }
 
@@ -364,7 +364,7 @@ int tp_wait_unix(pid_t pid, const char *path, int timeout_ms)
  * -1 not our child. */
 static int wait_exit_noreap(pid_t pid, int timeout_ms)
 {
-    int64_t deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    int64_t deadline = tp_now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
     for (;;) {
         siginfo_t si;
         memset(&si, 0, sizeof si);
@@ -376,10 +376,10 @@ static int wait_exit_noreap(pid_t pid, int timeout_ms)
         }
         if (si.si_pid != 0)
             return 1;
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - tp_now_ms();
         if (left <= 0)
             return 0;
-        sleep_ms(left < 10 ? (int)left : 10);
+        tp_sleep_ms(left < 10 ? (int)left : 10);
     }
 }
 

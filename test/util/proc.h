@@ -16,11 +16,16 @@
 #define SECHAN_TEST_UTIL_PROC_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Monotonic milliseconds, and a sleep that resumes after signals. */
+int64_t tp_now_ms(void);
+void tp_sleep_ms(int ms);
 
 /* Bind 127.0.0.1:0, read the kernel-chosen port back, close.  Returns the port or -1.
  * (Another process may take the port before the caller uses it; tests that race for ports
