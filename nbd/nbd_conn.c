@@ -156,9 +156,6 @@ int sc_nbd_connect(struct sc_nbd_conn *n, struct sc_channel *raw,
     n->raw = raw;
     n->ch = raw;
     n->tls_cfg = tls_cfg;
-    n->tls_started = false;
-    n->error = 0;
-    n->msg[0] = '\0';
     int r = sc_nbd_client_init(&n->eng, cfg);
     if (r != 0)
         return engine_fail(n);

@@ -24,9 +24,6 @@ int sc_nbd_server_conn_init(struct sc_nbd_server_conn *n, struct sc_channel *raw
     n->raw = raw;
     n->ch = raw;
     n->tls_cfg = tls_cfg;
-    n->tls_started = false;
-    n->error = 0;
-    n->msg[0] = '\0';
     if (cfg->tls != SC_NBD_TLS_OFF && tls_cfg == NULL)
         return sconn_fail(n, SC_ERR_INVAL, "nbd server", "TLS policy without TLS config");
     int r = sc_nbd_server_init(&n->eng, cfg);

@@ -230,11 +230,11 @@ struct sc_nbd_conn {
     struct sc_nbd_client eng;
     struct sc_channel *raw;           /* the transport, the caller's */
     struct sc_channel *ch;            /* raw, or &tls.base after STARTTLS */
-    struct sc_tls tls;
     const struct sc_tls_config *tls_cfg;
     bool tls_started;
     int error;
     char msg[200];
+    struct sc_tls tls;                /* last: init clears everything before it */
 };
 
 /* Run the handshake over raw (TLS configured by tls_cfg when the policy
@@ -371,11 +371,11 @@ struct sc_nbd_server_conn {
     struct sc_nbd_server eng;
     struct sc_channel *raw;
     struct sc_channel *ch;
-    struct sc_tls tls;
     const struct sc_tls_config *tls_cfg;
     bool tls_started;
     int error;
     char msg[200];
+    struct sc_tls tls;           /* last: init clears everything before it */
 };
 
 int sc_nbd_server_conn_init(struct sc_nbd_server_conn *n, struct sc_channel *raw,
