@@ -25,6 +25,12 @@ void sc_mbedtls_no_free(void *p);
 #define MBEDTLS_HAVE_TIME
 #define MBEDTLS_HAVE_TIME_DATE
 #define MBEDTLS_PLATFORM_GMTIME_R_ALT
+/* "Now" and the millisecond clock come from sechan's port: a board without
+ * a real-time clock answers its build-time floor (tls/tls_platform.c). */
+#include <time.h>
+time_t sc_mbedtls_time(time_t *t);
+#define MBEDTLS_PLATFORM_TIME_MACRO sc_mbedtls_time
+#define MBEDTLS_PLATFORM_MS_TIME_ALT
 
 /* ---- Entropy: only from sechan's port (sc_port_entropy) via the hardware
  * hook; no platform source is compiled in. PSA's DRBG is the one RNG. */

@@ -61,18 +61,39 @@ struct pem_buf {
     size_t len;
 };
 
-static int pem_from_mem(struct pem_buf *b, const void *src, size_t len)
+/* What Mbed TLS parses: DER, or PEM that ends with its NUL. */
+struct cred_in {
+    const unsigned char *p;
+    size_t len;
+};
+
+/* Present src as Mbed TLS wants it: DER and NUL-terminated PEM as they are;
+ * other PEM copied into scratch to add the NUL (a small build has no room
+ * for that, SC_TLS_FILE_MAX 0, and takes only the first two forms). */
+static int from_mem(struct tls_creds_impl *c, const char *what, const void *src, size_t len,
+                    struct pem_buf *scratch, struct cred_in *out)
 {
-    if (len == 0 || len > SC_TLS_FILE_MAX)
-        return SC_ERR_TOO_LONG;
-    memcpy(b->data, src, len);
-    b->len = len;
+    const unsigned char *p = src;
+    if (p == NULL || len == 0)
+        return creds_fail(c, SC_ERR_INVAL, what, "empty", 0);
     /* DER starts with a SEQUENCE tag; anything else is treated as PEM. */
-    if (b->data[0] != 0x30 && b->data[len - 1] != '\0') {
-        b->data[len] = '\0';
-        b->len = len + 1;
+    if (p[0] == 0x30 || p[len - 1] == '\0') {
+        *out = (struct cred_in){p, len};
+        return 0;
     }
+    if (SC_TLS_FILE_MAX == 0)
+        return creds_fail(c, SC_ERR_INVAL, what, "PEM in memory must end with its NUL (or use DER)", 0);
+    if (len > SC_TLS_FILE_MAX)
+        return creds_fail(c, SC_ERR_TOO_LONG, what, "larger than SC_TLS_FILE_MAX", 0);
+    memcpy(scratch->data, src, len);
+    scratch->data[len] = '\0';
+    *out = (struct cred_in){scratch->data, len + 1};
     return 0;
+}
+
+static struct cred_in file_in(const struct pem_buf *b)
+{
+    return (struct cred_in){b->data, b->len};
 }
 
 static int pem_from_file(struct tls_creds_impl *c, struct pem_buf *b, const char *path)
@@ -87,33 +108,33 @@ static int pem_from_file(struct tls_creds_impl *c, struct pem_buf *b, const char
     return 0;
 }
 
-static int add_ca(struct tls_creds_impl *c, const struct pem_buf *b, const char *what)
+static int add_ca(struct tls_creds_impl *c, struct cred_in b, const char *what)
 {
-    int r = mbedtls_x509_crt_parse(&c->ca, b->data, b->len);
+    int r = mbedtls_x509_crt_parse(&c->ca, b.p, b.len);
     if (r != 0)
         return creds_fail(c, SC_ERR_CRED, what, "bad CA certificate", r);
     c->have_ca = true;
     return 0;
 }
 
-static int add_crl(struct tls_creds_impl *c, const struct pem_buf *b, const char *what)
+static int add_crl(struct tls_creds_impl *c, struct cred_in b, const char *what)
 {
-    int r = mbedtls_x509_crl_parse(&c->crl, b->data, b->len);
+    int r = mbedtls_x509_crl_parse(&c->crl, b.p, b.len);
     if (r != 0)
         return creds_fail(c, SC_ERR_CRED, what, "bad CRL", r);
     c->have_crl = true;
     return 0;
 }
 
-static int set_own(struct tls_creds_impl *c, const struct pem_buf *cert,
-                   const struct pem_buf *key, const char *what)
+static int set_own(struct tls_creds_impl *c, struct cred_in cert, struct cred_in key,
+                   const char *what)
 {
     if (c->have_own)
         return creds_fail(c, SC_ERR_STATE, what, "own certificate already set", 0);
-    int r = mbedtls_x509_crt_parse(&c->own_cert, cert->data, cert->len);
+    int r = mbedtls_x509_crt_parse(&c->own_cert, cert.p, cert.len);
     if (r != 0)
         return creds_fail(c, SC_ERR_CRED, what, "bad certificate", r);
-    r = mbedtls_pk_parse_key(&c->own_key, key->data, key->len, NULL, 0,
+    r = mbedtls_pk_parse_key(&c->own_key, key.p, key.len, NULL, 0,
                              mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
     if (r != 0)
         return creds_fail(c, SC_ERR_CRED, what, "bad private key", r);
@@ -128,19 +149,19 @@ static int set_own(struct tls_creds_impl *c, const struct pem_buf *cert,
 int sc_tls_creds_add_ca(struct sc_tls_creds *cr, const void *pem, size_t len)
 {
     struct tls_creds_impl *c = tls_creds_of(cr);
-    struct pem_buf b;
-    if (pem_from_mem(&b, pem, len) != 0)
-        return creds_fail(c, SC_ERR_TOO_LONG, "CA", "empty or too long", 0);
-    return add_ca(c, &b, "CA");
+    struct pem_buf scratch;
+    struct cred_in in;
+    int r = from_mem(c, "CA", pem, len, &scratch, &in);
+    return r != 0 ? r : add_ca(c, in, "CA");
 }
 
 int sc_tls_creds_add_crl(struct sc_tls_creds *cr, const void *pem, size_t len)
 {
     struct tls_creds_impl *c = tls_creds_of(cr);
-    struct pem_buf b;
-    if (pem_from_mem(&b, pem, len) != 0)
-        return creds_fail(c, SC_ERR_TOO_LONG, "CRL", "empty or too long", 0);
-    return add_crl(c, &b, "CRL");
+    struct pem_buf scratch;
+    struct cred_in in;
+    int r = from_mem(c, "CRL", pem, len, &scratch, &in);
+    return r != 0 ? r : add_crl(c, in, "CRL");
 }
 
 int sc_tls_creds_set_own(struct sc_tls_creds *cr, const void *cert, size_t cert_len,
@@ -148,9 +169,10 @@ int sc_tls_creds_set_own(struct sc_tls_creds *cr, const void *cert, size_t cert_
 {
     struct tls_creds_impl *c = tls_creds_of(cr);
     struct pem_buf cb, kb;
-    if (pem_from_mem(&cb, cert, cert_len) != 0 || pem_from_mem(&kb, key, key_len) != 0)
-        return creds_fail(c, SC_ERR_TOO_LONG, "certificate/key", "empty or too long", 0);
-    int r = set_own(c, &cb, &kb, "own certificate");
+    struct cred_in cin, kin;
+    int r = from_mem(c, "own certificate", cert, cert_len, &cb, &cin);
+    if (r == 0 && (r = from_mem(c, "own key", key, key_len, &kb, &kin)) == 0)
+        r = set_own(c, cin, kin, "own certificate");
     tls_wipe(&kb, sizeof(kb));
     return r;
 }
@@ -184,7 +206,7 @@ int sc_tls_creds_load_x509_dir(struct sc_tls_creds *cr, const char *dir,
     if (dir_path(path, sizeof(path), dir, "ca-cert.pem") != 0)
         return creds_fail(c, SC_ERR_TOO_LONG, dir, "path too long", 0);
     if (file_exists(path)) {
-        if ((r = pem_from_file(c, &b, path)) != 0 || (r = add_ca(c, &b, path)) != 0)
+        if ((r = pem_from_file(c, &b, path)) != 0 || (r = add_ca(c, file_in(&b), path)) != 0)
             return r;
     } else if (ep == SC_TLS_CLIENT) {
         return creds_fail(c, SC_ERR_FILE, path, "missing (a client needs the CA)", 0);
@@ -192,7 +214,7 @@ int sc_tls_creds_load_x509_dir(struct sc_tls_creds *cr, const char *dir,
 
     dir_path(path, sizeof(path), dir, "ca-crl.pem");
     if (file_exists(path)) {
-        if ((r = pem_from_file(c, &b, path)) != 0 || (r = add_crl(c, &b, path)) != 0)
+        if ((r = pem_from_file(c, &b, path)) != 0 || (r = add_crl(c, file_in(&b), path)) != 0)
             return r;
     }
 
@@ -209,7 +231,7 @@ int sc_tls_creds_load_x509_dir(struct sc_tls_creds *cr, const char *dir,
         return creds_fail(c, SC_ERR_FILE, have_cert ? key_path : path, "certificate and key must come together", 0);
     struct pem_buf kb;
     if ((r = pem_from_file(c, &b, path)) == 0 && (r = pem_from_file(c, &kb, key_path)) == 0)
-        r = set_own(c, &b, &kb, path);
+        r = set_own(c, file_in(&b), file_in(&kb), path);
     tls_wipe(&kb, sizeof(kb));
     return r;
 }
@@ -284,8 +306,8 @@ static int psk_line(struct tls_creds_impl *c, struct sc_tls_creds *cr, const cha
 int sc_tls_creds_load_psk_file(struct sc_tls_creds *cr, const char *path)
 {
     struct tls_creds_impl *c = tls_creds_of(cr);
-    char text[SC_TLS_FILE_MAX];
-    long n = sc_port_read_file(path, text, sizeof(text));
+    char text[SC_TLS_FILE_MAX + 1];
+    long n = sc_port_read_file(path, text, SC_TLS_FILE_MAX);
     if (n == SC_ERR_TOO_LONG)
         return creds_fail(c, SC_ERR_TOO_LONG, path, "larger than SC_TLS_FILE_MAX", 0);
     if (n < 0)

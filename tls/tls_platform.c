@@ -9,6 +9,7 @@
 #include <mbedtls/error.h>
 #include <mbedtls/memory_buffer_alloc.h>
 #include <mbedtls/platform.h>
+#include <mbedtls/platform_time.h>
 #include <mbedtls/platform_util.h>
 #include <psa/crypto.h>
 
@@ -43,6 +44,21 @@ int mbedtls_hardware_poll(void *data, unsigned char *output, size_t len, size_t 
     }
     *olen = len;
     return 0;
+}
+
+time_t sc_mbedtls_time(time_t *t)
+{
+    int64_t now = sc_port_wall_time();
+    if (now <= 0)
+        now = sc_port_time_floor();
+    if (t != NULL)
+        *t = (time_t)now;
+    return (time_t)now;
+}
+
+mbedtls_ms_time_t mbedtls_ms_time(void)
+{
+    return (mbedtls_ms_time_t)sc_port_now_ms();
 }
 
 /* Civil date from days since 1970-01-01 (proleptic Gregorian). */

@@ -28,9 +28,15 @@
 #define SC_TLS_PSK_ID_MAX 128   /* bytes of a PSK identity */
 #define SC_TLS_PSK_KEY_MAX 64   /* bytes of a PSK key (psktool makes 32) */
 
-/* Largest credential file (PEM, PSK) read at once; read on the stack. */
+/* Largest credential file (PEM, PSK) read at once; read on the stack.
+ * Small builds read no files and take credentials from memory as DER or
+ * NUL-terminated PEM, which need no copy: 0. */
 #ifndef SC_TLS_FILE_MAX
+#if defined(SC_TLS_HOST)
 #define SC_TLS_FILE_MAX (32u * 1024u)
+#else
+#define SC_TLS_FILE_MAX 0u
+#endif
 #endif
 
 #endif

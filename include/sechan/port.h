@@ -22,6 +22,12 @@ int sc_port_entropy(void *buf, size_t len);
  * returns 0 when the platform has no wall clock. */
 int64_t sc_port_wall_time(void);
 
+/* When sc_port_wall_time() has no clock: a lower bound on the current time
+ * (the firmware's build time, seconds since 1970), or 0 if none is known.
+ * The TLS layer then refuses certificates that expired before it and
+ * cannot check "not before"; with no floor either, dates are not checked. */
+int64_t sc_port_time_floor(void);
+
 /* Let other work run (another thread, or nothing on bare metal). */
 void sc_port_yield(void);
 

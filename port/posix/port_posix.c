@@ -43,6 +43,11 @@ int64_t sc_port_wall_time(void)
     return (int64_t)ts.tv_sec;
 }
 
+int64_t sc_port_time_floor(void)
+{
+    return 0;  /* a POSIX host has a clock */
+}
+
 void sc_port_yield(void)
 {
     sched_yield();
