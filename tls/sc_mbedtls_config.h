@@ -40,6 +40,56 @@ time_t sc_mbedtls_time(time_t *t);
 #define MBEDTLS_CTR_DRBG_C
 #define MBEDTLS_HMAC_DRBG_C
 
+#if defined(SC_TLS_FW)
+/* ---- Firmware: a TLS 1.3 client and nothing else. SC_TLS_FW_PSK gives
+ * psk_dhe_ke over X25519; SC_TLS_FW_X509 gives ECDHE-ECDSA on P-256 (plus
+ * X25519 for the key share). One cipher suite, TLS_AES_128_GCM_SHA256, the
+ * one every TLS 1.3 peer must offer. Records: the server is asked for
+ * records of at most MBEDTLS_SSL_IN_CONTENT_LEN bytes (RFC 8449). */
+#define MBEDTLS_PSA_CRYPTO_C
+#define MBEDTLS_CIPHER_C
+#define MBEDTLS_MD_C
+#define MBEDTLS_AES_C
+#define MBEDTLS_AES_ROM_TABLES            /* tables in flash, not RAM */
+#define MBEDTLS_AES_FEWER_TABLES
+#define MBEDTLS_GCM_C
+#define MBEDTLS_SHA224_C                  /* comes with SHA-256 */
+#define MBEDTLS_SHA256_C
+#define MBEDTLS_SHA256_SMALLER
+#define MBEDTLS_HKDF_C
+#define MBEDTLS_BIGNUM_C
+#define MBEDTLS_ECP_C
+#define MBEDTLS_ECDH_C
+#define MBEDTLS_ECP_DP_CURVE25519_ENABLED
+#define MBEDTLS_SSL_TLS_C
+#define MBEDTLS_SSL_CLI_C
+#define MBEDTLS_SSL_PROTO_TLS1_3
+#define MBEDTLS_SSL_KEEP_PEER_CERTIFICATE
+#define MBEDTLS_SSL_RECORD_SIZE_LIMIT
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_PSK_EPHEMERAL_ENABLED
+#if defined(SC_TLS_FW_X509)
+#define MBEDTLS_SSL_SERVER_NAME_INDICATION
+#define MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL_ENABLED
+#define MBEDTLS_ECP_DP_SECP256R1_ENABLED
+#define MBEDTLS_ECDSA_C
+#define MBEDTLS_ASN1_PARSE_C
+#define MBEDTLS_ASN1_WRITE_C
+#define MBEDTLS_OID_C
+#define MBEDTLS_PK_C
+#define MBEDTLS_PK_PARSE_C
+#define MBEDTLS_X509_USE_C
+#define MBEDTLS_X509_CRT_PARSE_C
+#endif
+#ifndef MBEDTLS_SSL_IN_CONTENT_LEN
+#define MBEDTLS_SSL_IN_CONTENT_LEN 2048
+#endif
+#ifndef MBEDTLS_SSL_OUT_CONTENT_LEN
+#define MBEDTLS_SSL_OUT_CONTENT_LEN 2048
+#endif
+#define MBEDTLS_SSL_MAX_EARLY_DATA_SIZE 0
+
+#else /* !SC_TLS_FW: the full build (host tools, small boards that serve) */
+
 /* ---- Primitives */
 #define MBEDTLS_PSA_CRYPTO_C          /* required by TLS 1.3 */
 #define MBEDTLS_CIPHER_C
@@ -119,5 +169,7 @@ time_t sc_mbedtls_time(time_t *t);
 #define MBEDTLS_SSL_IN_CONTENT_LEN 2048
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 1024
 #endif
+
+#endif /* SC_TLS_FW */
 
 #endif

@@ -31,7 +31,9 @@ static const int tls_ciphersuites[] = {
 
 static const uint16_t tls_groups[] = {
     MBEDTLS_SSL_IANA_TLS_GROUP_X25519,
+#if defined(MBEDTLS_ECP_DP_SECP256R1_ENABLED)
     MBEDTLS_SSL_IANA_TLS_GROUP_SECP256R1,
+#endif
 #if defined(MBEDTLS_ECP_DP_SECP384R1_ENABLED)
     MBEDTLS_SSL_IANA_TLS_GROUP_SECP384R1,
 #endif
@@ -68,6 +70,7 @@ static const char *alert_name(unsigned char code)
     }
 }
 
+#if TLS_HAVE_X509
 /* Which certificate problem to name first: trust, then revocation, then
  * validity dates, then the name. */
 static int verify_code(uint32_t vr, const char **what)
@@ -95,6 +98,7 @@ static int verify_code(uint32_t vr, const char **what)
     *what = "peer certificate rejected";
     return SC_ERR_TLS_CERT;
 }
+#endif
 
 static int received_alert(const struct tls_impl *im)
 {
@@ -120,9 +124,11 @@ static int tls_fail(struct tls_impl *im, int mbed, const char *phase)
         return im->lower_err;
     }
     switch (mbed) {
+#if TLS_HAVE_X509
     case MBEDTLS_ERR_X509_CERT_VERIFY_FAILED:
         code = verify_code(mbedtls_ssl_get_verify_result(&im->ssl), &what);
         break;
+#endif
     case MBEDTLS_ERR_SSL_NO_CLIENT_CERTIFICATE:
         code = SC_ERR_TLS_NOCERT;
         what = "peer sent no certificate";
@@ -238,6 +244,7 @@ static int tls_bio_recv(void *ctx, unsigned char *buf, size_t len)
 }
 
 /* ---- certificate verification ---- */
+#if TLS_HAVE_X509
 
 struct flag_map {
     uint32_t sc;
@@ -304,7 +311,9 @@ static int tls_verify(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *fla
     *flags = flags_from_sc(sc, *flags);
     return 0;
 }
+#endif /* TLS_HAVE_X509 */
 
+#if TLS_HAVE_SERVER
 /* Server: find the key for the identity the client offered. */
 static int tls_psk_lookup(void *ctx, mbedtls_ssl_context *ssl, const unsigned char *id,
                           size_t id_len)
@@ -321,6 +330,7 @@ static int tls_psk_lookup(void *ctx, mbedtls_ssl_context *ssl, const unsigned ch
     }
     return -1;
 }
+#endif
 
 /* ---- the channel ---- */
 
@@ -532,6 +542,9 @@ static int setup_client(struct sc_tls *t, const struct sc_tls_config *cfg, bool 
         mbedtls_ssl_conf_authmode(&im->conf, MBEDTLS_SSL_VERIFY_NONE);
     }
     if (want_x509) {
+#if !TLS_HAVE_X509
+        return setup_fail(t, SC_ERR_UNSUPPORTED, "this build has no X.509 support", 0);
+#else
         modes |= MBEDTLS_SSL_TLS1_3_KEY_EXCHANGE_MODE_EPHEMERAL;
         if (cfg->insecure_no_verify) {
             mbedtls_ssl_conf_authmode(&im->conf, MBEDTLS_SSL_VERIFY_NONE);
@@ -543,8 +556,7 @@ static int setup_client(struct sc_tls *t, const struct sc_tls_config *cfg, bool 
                                   "a host name is required to verify the server "
                                   "(or set no_hostname_check)", 0);
             mbedtls_ssl_conf_authmode(&im->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-            mbedtls_ssl_conf_ca_chain(&im->conf, (mbedtls_x509_crt *)&c->ca,
-                                      c->have_crl ? (mbedtls_x509_crl *)&c->crl : NULL);
+            mbedtls_ssl_conf_ca_chain(&im->conf, (mbedtls_x509_crt *)&c->ca, tls_crl_of(c));
         }
         if (c->have_own) {
             r = mbedtls_ssl_conf_own_cert(&im->conf, (mbedtls_x509_crt *)&c->own_cert,
@@ -552,11 +564,13 @@ static int setup_client(struct sc_tls *t, const struct sc_tls_config *cfg, bool 
             if (r != 0)
                 return setup_fail(t, SC_ERR_TLS, "cannot use the client certificate", r);
         }
+#endif
     }
     mbedtls_ssl_conf_tls13_key_exchange_modes(&im->conf, (int)modes);
     return 0;
 }
 
+#if TLS_HAVE_SERVER
 static int setup_server(struct sc_tls *t, const struct sc_tls_config *cfg, bool want_psk,
                         bool want_x509)
 {
@@ -580,13 +594,22 @@ static int setup_server(struct sc_tls *t, const struct sc_tls_config *cfg, bool 
             if (!c->have_ca)
                 return setup_fail(t, SC_ERR_CRED, "no CA certificate to verify clients", 0);
             mbedtls_ssl_conf_authmode(&im->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
-            mbedtls_ssl_conf_ca_chain(&im->conf, (mbedtls_x509_crt *)&c->ca,
-                                      c->have_crl ? (mbedtls_x509_crl *)&c->crl : NULL);
+            mbedtls_ssl_conf_ca_chain(&im->conf, (mbedtls_x509_crt *)&c->ca, tls_crl_of(c));
         }
     }
     mbedtls_ssl_conf_tls13_key_exchange_modes(&im->conf, (int)modes);
     return 0;
 }
+#else
+static int setup_server(struct sc_tls *t, const struct sc_tls_config *cfg, bool want_psk,
+                        bool want_x509)
+{
+    (void)cfg;
+    (void)want_psk;
+    (void)want_x509;
+    return setup_fail(t, SC_ERR_UNSUPPORTED, "this build has no TLS server", 0);
+}
+#endif
 
 int sc_tls_init(struct sc_tls *t, struct sc_channel *lower, const struct sc_tls_config *cfg)
 {
@@ -625,7 +648,9 @@ int sc_tls_init(struct sc_tls *t, struct sc_channel *lower, const struct sc_tls_
                                      tls_version(cfg->max_version, MBEDTLS_SSL_VERSION_TLS1_3));
     mbedtls_ssl_conf_ciphersuites(&im->conf, tls_ciphersuites);
     mbedtls_ssl_conf_groups(&im->conf, tls_groups);
+#if TLS_HAVE_X509
     mbedtls_ssl_conf_verify(&im->conf, tls_verify, im);
+#endif
 
     const struct tls_creds_impl *c = im->creds;
     bool have_psk = c->psk_count > 0;
@@ -649,6 +674,7 @@ int sc_tls_init(struct sc_tls *t, struct sc_channel *lower, const struct sc_tls_
     if (r != 0)
         return setup_fail(t, r == MBEDTLS_ERR_SSL_ALLOC_FAILED ? SC_ERR_TLS_MEMORY : SC_ERR_TLS,
                           "ssl setup", r);
+#if TLS_HAVE_X509
     if (!server) {
         /* The name is both SNI and what the certificate must match; with
          * no_hostname_check the verify callback forgives a mismatch. */
@@ -656,6 +682,7 @@ int sc_tls_init(struct sc_tls *t, struct sc_channel *lower, const struct sc_tls_
         if (r != 0)
             return setup_fail(t, SC_ERR_INVAL, "bad host name", r);
     }
+#endif
     mbedtls_ssl_set_bio(&im->ssl, im, tls_bio_send, tls_bio_recv, NULL);
     return 0;
 }
@@ -666,14 +693,19 @@ int sc_tls_get_info(const struct sc_tls *t, struct sc_tls_info *info)
     memset(info, 0, sizeof(*info));
     if (!im->handshake_done)
         return SC_ERR_STATE;
+    bool peer_named = false;
     snprintf(info->version, sizeof(info->version), "%s", mbedtls_ssl_get_version(&im->ssl));
     snprintf(info->ciphersuite, sizeof(info->ciphersuite), "%s",
              mbedtls_ssl_get_ciphersuite(&im->ssl));
+#if TLS_HAVE_X509
     const mbedtls_x509_crt *peer = mbedtls_ssl_get_peer_cert(&im->ssl);
     if (peer != NULL) {
         if (mbedtls_x509_dn_gets(info->peer, sizeof(info->peer), &peer->subject) < 0)
             info->peer[0] = '\0';
-    } else if (im->psk_used != NULL) {
+        peer_named = true;
+    }
+#endif
+    if (!peer_named && im->psk_used != NULL) {
         snprintf(info->peer, sizeof(info->peer), "%s", im->psk_used->identity);
         info->psk = true;
     }
@@ -700,7 +732,16 @@ int sc_tls_export_keying_material(struct sc_tls *t, const char *label, const uin
     struct tls_impl *im = tls_impl_of(t);
     if (!im->handshake_done)
         return SC_ERR_STATE;
+#if defined(MBEDTLS_SSL_KEYING_MATERIAL_EXPORT)
     int r = mbedtls_ssl_export_keying_material(&im->ssl, out, out_len, label, strlen(label),
                                                context, context_len, context != NULL);
     return r == 0 ? 0 : SC_ERR_TLS;
+#else
+    (void)label;
+    (void)context;
+    (void)context_len;
+    (void)out;
+    (void)out_len;
+    return SC_ERR_UNSUPPORTED;
+#endif
 }

@@ -30,10 +30,14 @@ int sc_tls_creds_init(struct sc_tls_creds *cr)
         return g;
     struct tls_creds_impl *c = tls_creds_of(cr);
     memset(c, 0, sizeof(*c));
+#if TLS_HAVE_X509
     mbedtls_x509_crt_init(&c->ca);
-    mbedtls_x509_crl_init(&c->crl);
     mbedtls_x509_crt_init(&c->own_cert);
     mbedtls_pk_init(&c->own_key);
+#endif
+#if TLS_HAVE_CRL
+    mbedtls_x509_crl_init(&c->crl);
+#endif
     return 0;
 }
 
@@ -42,10 +46,14 @@ void sc_tls_creds_free(struct sc_tls_creds *cr)
     if (cr == NULL)
         return;
     struct tls_creds_impl *c = tls_creds_of(cr);
+#if TLS_HAVE_X509
     mbedtls_x509_crt_free(&c->ca);
-    mbedtls_x509_crl_free(&c->crl);
     mbedtls_x509_crt_free(&c->own_cert);
     mbedtls_pk_free(&c->own_key);
+#endif
+#if TLS_HAVE_CRL
+    mbedtls_x509_crl_free(&c->crl);
+#endif
     tls_wipe(c, sizeof(*c));
 }
 
@@ -54,6 +62,7 @@ const char *sc_tls_creds_errmsg(const struct sc_tls_creds *cr)
     return tls_creds_of_const(cr)->msg;
 }
 
+#if TLS_HAVE_X509
 /* Mbed TLS parses PEM only from a NUL-terminated buffer whose length counts
  * the NUL; DER is taken as it is. The copy lives on the stack. */
 struct pem_buf {
@@ -119,11 +128,16 @@ static int add_ca(struct tls_creds_impl *c, struct cred_in b, const char *what)
 
 static int add_crl(struct tls_creds_impl *c, struct cred_in b, const char *what)
 {
+#if TLS_HAVE_CRL
     int r = mbedtls_x509_crl_parse(&c->crl, b.p, b.len);
     if (r != 0)
         return creds_fail(c, SC_ERR_CRED, what, "bad CRL", r);
     c->have_crl = true;
     return 0;
+#else
+    (void)b;
+    return creds_fail(c, SC_ERR_UNSUPPORTED, what, "this build has no CRL support", 0);
+#endif
 }
 
 static int set_own(struct tls_creds_impl *c, struct cred_in cert, struct cred_in key,
@@ -235,6 +249,42 @@ int sc_tls_creds_load_x509_dir(struct sc_tls_creds *cr, const char *dir,
     tls_wipe(&kb, sizeof(kb));
     return r;
 }
+
+#else /* no X.509 in this build */
+
+int sc_tls_creds_add_ca(struct sc_tls_creds *cr, const void *pem, size_t len)
+{
+    (void)pem;
+    (void)len;
+    return creds_fail(tls_creds_of(cr), SC_ERR_UNSUPPORTED, "CA", "this build has no X.509", 0);
+}
+
+int sc_tls_creds_add_crl(struct sc_tls_creds *cr, const void *pem, size_t len)
+{
+    (void)pem;
+    (void)len;
+    return creds_fail(tls_creds_of(cr), SC_ERR_UNSUPPORTED, "CRL", "this build has no X.509", 0);
+}
+
+int sc_tls_creds_set_own(struct sc_tls_creds *cr, const void *cert, size_t cert_len,
+                         const void *key, size_t key_len)
+{
+    (void)cert;
+    (void)cert_len;
+    (void)key;
+    (void)key_len;
+    return creds_fail(tls_creds_of(cr), SC_ERR_UNSUPPORTED, "own certificate",
+                      "this build has no X.509", 0);
+}
+
+int sc_tls_creds_load_x509_dir(struct sc_tls_creds *cr, const char *dir,
+                               enum sc_tls_endpoint ep)
+{
+    (void)ep;
+    return creds_fail(tls_creds_of(cr), SC_ERR_UNSUPPORTED, dir != NULL ? dir : "x509",
+                      "this build has no X.509", 0);
+}
+#endif /* TLS_HAVE_X509 */
 
 static int hex_nibble(char ch)
 {

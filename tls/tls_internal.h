@@ -3,10 +3,21 @@
 #define SC_TLS_INTERNAL_H
 
 #include <mbedtls/ssl.h>
-#include <mbedtls/x509_crl.h>
-#include <mbedtls/x509_crt.h>
 
 #include "sechan/tls.h"
+
+/* What this build of Mbed TLS can do (firmware builds leave parts out). */
+#if defined(MBEDTLS_X509_CRT_PARSE_C)
+#define TLS_HAVE_X509 1
+#include <mbedtls/x509_crt.h>
+#endif
+#if defined(MBEDTLS_X509_CRL_PARSE_C)
+#define TLS_HAVE_CRL 1
+#include <mbedtls/x509_crl.h>
+#endif
+#if defined(MBEDTLS_SSL_SRV_C)
+#define TLS_HAVE_SERVER 1
+#endif
 
 struct tls_psk_entry {
     char identity[SC_TLS_PSK_ID_MAX + 1];
@@ -15,10 +26,14 @@ struct tls_psk_entry {
 };
 
 struct tls_creds_impl {
+#if TLS_HAVE_X509
     mbedtls_x509_crt ca;
-    mbedtls_x509_crl crl;
     mbedtls_x509_crt own_cert;
     mbedtls_pk_context own_key;
+#endif
+#if TLS_HAVE_CRL
+    mbedtls_x509_crl crl;
+#endif
     bool have_ca;
     bool have_crl;
     bool have_own;
@@ -65,6 +80,19 @@ static inline const struct tls_creds_impl *tls_creds_of_const(const struct sc_tl
 {
     return (const struct tls_creds_impl *)(const void *)c->opaque.bytes;
 }
+
+#if TLS_HAVE_X509
+/* The CRL to check chains against, if any. */
+static inline mbedtls_x509_crl *tls_crl_of(const struct tls_creds_impl *c)
+{
+#if TLS_HAVE_CRL
+    return c->have_crl ? (mbedtls_x509_crl *)&c->crl : NULL;
+#else
+    (void)c;
+    return NULL;
+#endif
+}
+#endif
 
 /* Describe an Mbed TLS error code into buf ("-0x2700 X509 - Certificate ..."). */
 void tls_describe_mbedtls(int code, char *buf, size_t cap);

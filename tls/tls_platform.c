@@ -103,6 +103,15 @@ struct tm *mbedtls_platform_gmtime_r(const mbedtls_time_t *tt, struct tm *tm_buf
 static unsigned char tls_arena[SC_TLS_ARENA_SIZE] __attribute__((aligned(16)));
 #endif
 
+#if !defined(MBEDTLS_MEMORY_DEBUG)
+/* Without the allocator's own statistics (small builds), the high-water
+ * mark is read off a painted arena. */
+#define ARENA_PAINT 0xa5u
+#define ARENA_HEADER_ROOM 128u
+static unsigned char *tls_arena_base;
+static size_t tls_arena_len;
+#endif
+
 /* 0 = not yet, 1 = someone is initialising, 2 = done, 3 = failed. */
 static atomic_int tls_global_state;
 static int tls_global_result;
@@ -126,6 +135,15 @@ int sc_tls_global_init(void *arena, size_t len)
 #endif
     }
     mbedtls_memory_buffer_alloc_init(arena, len);
+#if !defined(MBEDTLS_MEMORY_DEBUG)
+    /* Paint after init (which zeroes the arena), past the allocator's
+     * first block header; calloc zeroes what it hands out itself. */
+    if (len > ARENA_HEADER_ROOM) {
+        memset((unsigned char *)arena + ARENA_HEADER_ROOM, ARENA_PAINT, len - ARENA_HEADER_ROOM);
+        tls_arena_base = arena;
+        tls_arena_len = len;
+    }
+#endif
     psa_status_t st = psa_crypto_init();
     tls_global_result = st == PSA_SUCCESS ? 0 : (st == PSA_ERROR_INSUFFICIENT_ENTROPY
                                                      ? SC_ERR_ENTROPY
@@ -152,7 +170,14 @@ size_t sc_tls_arena_high_water(void)
     mbedtls_memory_buffer_alloc_max_get(&used, &blocks);
     return used;
 #else
-    return 0;
+    /* The arena was painted at init and the allocator takes the lowest
+     * free block first: the last byte still painted marks the peak. */
+    if (tls_arena_base == NULL)
+        return 0;
+    size_t top = tls_arena_len;
+    while (top > 0 && tls_arena_base[top - 1] == ARENA_PAINT)
+        top--;
+    return top;
 #endif
 }
 

@@ -64,7 +64,9 @@ struct sc_tls {
  * first yourself only to supply your own arena. A second call is a no-op. */
 int sc_tls_global_init(void *arena, size_t len);
 
-/* Arena statistics in bytes (0 when the build keeps none). */
+/* Arena statistics in bytes: in use now (0 in builds without the
+ * allocator's statistics) and the peak since sc_tls_global_init (kept by
+ * every build; small builds read it off a painted arena). */
 size_t sc_tls_arena_in_use(void);
 size_t sc_tls_arena_high_water(void);
 

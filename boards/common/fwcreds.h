@@ -1,0 +1,20 @@
+/* Credentials compiled into the firmware: generated at build time from the
+ * test PKI by scripts/mkfwcreds.sh (build/fw/creds-*.c). A product would
+ * generate the same file from its own provisioning data. */
+#ifndef SECHAN_FWCREDS_H
+#define SECHAN_FWCREDS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(SC_TLS_FW_X509)
+extern const uint8_t fw_ca_der[];      /* the CA that signed the server */
+extern const size_t fw_ca_der_len;
+extern const char fw_tls_hostname[];   /* the name the server's certificate carries */
+#else
+extern const char fw_psk_identity[];
+extern const uint8_t fw_psk_key[];
+extern const size_t fw_psk_key_len;
+#endif
+
+#endif
