@@ -295,7 +295,6 @@ read -r -d '' init_script <<'EOF' || true
 # appear within 10 s gives 99. init must never return (the kernel would panic), so
 # every path goes through finish().
 export PATH=/bin
-set -f    # the command line is split on spaces below; never glob it
 
 finish() {
     # Own line, even if the agent left a partial one on the console.
@@ -316,6 +315,7 @@ mount -t devtmpfs devtmpfs /dev || fail 98 "mount /dev failed"
 [ -c /dev/console ] && exec </dev/console >/dev/console 2>&1
 
 port= argc= args= end=
+set -f    # split the command line on spaces, but never glob its words
 for w in $(cat /proc/cmdline); do
     case $w in
         sechan.port=*) port=${w#*=} ;;
@@ -324,6 +324,7 @@ for w in $(cat /proc/cmdline); do
         sechan.end=*)  end=${w#*=} ;;
     esac
 done
+set +f    # globbing is needed again for /sys/class/virtio-ports/*
 [ "$end" = 1 ] || fail 98 "kernel command line truncated or not from linux-guest-run.sh"
 [ -n "$port" ] || fail 98 "no sechan.port= on the kernel command line"
 case $argc in ''|*[!0-9]*) fail 98 "bad sechan.argc='$argc'" ;; esac

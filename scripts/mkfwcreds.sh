@@ -2,7 +2,8 @@
 # mkfwcreds.sh PKI_DIR VARIANT OUT.c: the credentials compiled into the
 # firmware (boards/common/fwcreds.h), from the test PKI.
 #   psk:  the first identity and key of PKI_DIR/keys.psk (psktool format)
-#   x509: PKI_DIR/pki-ecdsa/ca-cert.pem as DER, and the server's host name
+#   x509: PKI_DIR/pki-ecdsa/ca-cert.pem, client-cert.pem and client-key.pem
+#         as DER, and the server's host name
 set -euo pipefail
 pki=$1 variant=$2 out=$3
 
@@ -36,6 +37,18 @@ trap 'rm -rf "$tmp"' EXIT
         c_bytes "$tmp/ca.der"; echo
         echo "};"
         echo "const size_t fw_ca_der_len = sizeof(fw_ca_der);"
+        # The client's own certificate and key: qemu-nbd verifies clients
+        # by default (tls-creds-x509 verify-peer=on).
+        openssl x509 -in "$pki/pki-ecdsa/client-cert.pem" -outform DER -out "$tmp/cert.der"
+        openssl pkey -in "$pki/pki-ecdsa/client-key.pem" -outform DER -out "$tmp/key.der"
+        echo "const uint8_t fw_cert_der[] = {"
+        c_bytes "$tmp/cert.der"; echo
+        echo "};"
+        echo "const size_t fw_cert_der_len = sizeof(fw_cert_der);"
+        echo "const uint8_t fw_key_der[] = {"
+        c_bytes "$tmp/key.der"; echo
+        echo "};"
+        echo "const size_t fw_key_der_len = sizeof(fw_key_der);"
         echo "const char fw_tls_hostname[] = \"localhost\";"
         ;;
     *) echo "mkfwcreds: unknown variant $variant" >&2; exit 1 ;;

@@ -90,14 +90,17 @@ static int from_mem(struct tls_creds_impl *c, const char *what, const void *src,
         *out = (struct cred_in){p, len};
         return 0;
     }
-    if (SC_TLS_FILE_MAX == 0)
-        return creds_fail(c, SC_ERR_INVAL, what, "PEM in memory must end with its NUL (or use DER)", 0);
+#if SC_TLS_FILE_MAX == 0
+    (void)scratch;
+    return creds_fail(c, SC_ERR_INVAL, what, "PEM in memory must end with its NUL (or use DER)", 0);
+#else
     if (len > SC_TLS_FILE_MAX)
         return creds_fail(c, SC_ERR_TOO_LONG, what, "larger than SC_TLS_FILE_MAX", 0);
     memcpy(scratch->data, src, len);
     scratch->data[len] = '\0';
     *out = (struct cred_in){scratch->data, len + 1};
     return 0;
+#endif
 }
 
 static struct cred_in file_in(const struct pem_buf *b)
@@ -110,7 +113,7 @@ static int pem_from_file(struct tls_creds_impl *c, struct pem_buf *b, const char
     long n = sc_port_read_file(path, b->data, SC_TLS_FILE_MAX);
     if (n == SC_ERR_TOO_LONG)
         return creds_fail(c, SC_ERR_TOO_LONG, path, "larger than SC_TLS_FILE_MAX", 0);
-    if (n <= 0)
+    if (n <= 0 || (size_t)n > SC_TLS_FILE_MAX)
         return creds_fail(c, SC_ERR_FILE, path, "cannot read", 0);
     b->data[n] = '\0';
     b->len = (size_t)n + 1;

@@ -39,6 +39,9 @@ static int fw_setup_creds(const struct fw_env *env, struct sc_tls_config *tc)
     };
 #if defined(SC_TLS_FW_X509)
     r = sc_tls_creds_add_ca(&fw_creds, fw_ca_der, fw_ca_der_len);
+    if (r == 0)
+        r = sc_tls_creds_set_own(&fw_creds, fw_cert_der, fw_cert_der_len, fw_key_der,
+                                 fw_key_der_len);
     tc->auth = SC_TLS_AUTH_X509;
     tc->hostname = fw_tls_hostname;
 #else

@@ -11,6 +11,10 @@
 extern const uint8_t fw_ca_der[];      /* the CA that signed the server */
 extern const size_t fw_ca_der_len;
 extern const char fw_tls_hostname[];   /* the name the server's certificate carries */
+extern const uint8_t fw_cert_der[];    /* ours, for servers that verify clients */
+extern const size_t fw_cert_der_len;
+extern const uint8_t fw_key_der[];
+extern const size_t fw_key_der_len;
 #else
 extern const char fw_psk_identity[];
 extern const uint8_t fw_psk_key[];
