@@ -14,6 +14,12 @@ include boards/$(BOARD)/board.mk
 # on a board without a clock (sechan/port.h: the time floor).
 TIME_FLOOR := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/null),0)
 
+# RAM given to Mbed TLS's arena and to the stack: the high-water marks
+# measured in a run (make size) plus a margin. A board may set its own.
+ARENA_psk ?= 12288
+ARENA_x509 ?= 20480
+FW_STACK ?= 6144
+
 VARIANT_DEF := $(if $(filter x509,$(VARIANT)),-DSC_TLS_FW_X509,-DSC_TLS_FW_PSK)
 CFG := -DSC_TLS_FW $(VARIANT_DEF) -DMBEDTLS_CONFIG_FILE='"sc_mbedtls_config.h"'
 # picolibc from Debian: integer-only printf (no floating point anywhere).
@@ -22,7 +28,7 @@ FW_CFLAGS := -std=c11 -Os -g $(BOARD_ARCH) $(LIBC) -ffunction-sections \
 	-fdata-sections -fstack-usage -fno-common \
 	-Wall -Wextra -Werror -Wshadow -Wno-format-truncation
 FW_CPPFLAGS := -Iinclude -Itls -Iboards/common -I$(MBEDTLS_SRC)/include $(CFG) \
-	-DSC_TIME_FLOOR=$(TIME_FLOOR)
+	-DSC_TIME_FLOOR=$(TIME_FLOOR) -DSC_TLS_ARENA_SIZE=$(ARENA_$(VARIANT))u
 MBED_CFLAGS := -std=c99 -Os -g $(BOARD_ARCH) $(LIBC) -ffunction-sections \
 	-fdata-sections -fstack-usage -I$(MBEDTLS_SRC)/include -I$(MBEDTLS_SRC)/library -Itls $(CFG)
 
@@ -70,7 +76,7 @@ $(LIBMBED): $(MBED_OBJS)
 
 $(ELF): $(OBJS) $(LIBMBED) boards/$(BOARD)/link.ld
 	$(BOARD_CC) $(BOARD_ARCH) $(LIBC) -nostartfiles -T boards/$(BOARD)/link.ld \
-		-Wl,--gc-sections -Wl,-Map=$(OUT)/firmware.map -Wl,--print-memory-usage \
+		-Wl,--gc-sections -Wl,-Map=$(OUT)/firmware.map -Wl,--defsym=STACK_SIZE=$(FW_STACK) \
 		-o $@ $(OBJS) $(LIBMBED) -lc -lgcc
 	@echo "  built $@"
 

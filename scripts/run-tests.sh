@@ -21,7 +21,7 @@ for bin in "$@"; do
     echo "=== $name"
     start=$(date +%s)
     case "$name" in
-        test_interop_*) timeout --kill-after=10 "$limit" "${netns[@]}" "$bin" ;;
+        test_interop_*|test_qemu_*) timeout --kill-after=10 "$limit" "${netns[@]}" "$bin" ;;
         *) timeout --kill-after=10 "$limit" "$bin" ;;
     esac
     rc=$?

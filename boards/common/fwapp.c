@@ -108,8 +108,13 @@ int fw_run(const struct fw_env *env)
     if (r != 0)
         return r;
 
+    /* Negotiation and the TLS handshake get a bound of their own: a server
+     * that rejects our key or certificate may just hang up, and over a
+     * UART a hang-up looks like silence. */
     struct sc_nbd_client_config nc = {.export_name = "", .tls = SC_NBD_TLS_REQUIRE};
-    r = sc_nbd_connect(&fw_conn, env->peer, &nc, &tc, deadline);
+    uint64_t connect_deadline = start + FW_CONNECT_TIMEOUT_MS;
+    r = sc_nbd_connect(&fw_conn, env->peer, &nc, &tc,
+                       connect_deadline < deadline ? connect_deadline : deadline);
     if (r != 0)
         return fw_fail(env, FW_EXIT_CONNECT, "connect", r, sc_nbd_conn_errmsg(&fw_conn));
     uint64_t t_connected = sc_port_now_ms();

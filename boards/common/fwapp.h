@@ -24,6 +24,7 @@
 #define FW_WRITE_OFFSET (64u * 1024u)
 #define FW_WRITE_BYTES 4096u
 #define FW_IO_CHUNK 2048u               /* bytes per NBD request */
+#define FW_CONNECT_TIMEOUT_MS 20000u    /* negotiation and TLS handshake */
 
 enum fw_exit {
     FW_EXIT_PASS = 0,

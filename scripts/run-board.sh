@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# run-board.sh: boot one firmware image under QEMU with its link connected
+# by a -chardev socket straight to a qemu-nbd on 127.0.0.1, and report.
+#
+#   run-board.sh BOARD VARIANT TRANSPORT DISK LOG [CREDS_DIR] [TIMEOUT_S]
+#
+# BOARD mps2-an385 | riscv-virt; VARIANT psk | x509; TRANSPORT uart | virtio.
+# qemu-nbd exports DISK (raw) with TLS credentials from CREDS_DIR (default:
+# the test PKI's psk/ or pki-ecdsa/). The firmware's console goes to LOG
+# and to stdout. Exits with the firmware's status (QEMU passes it on), 124
+# if QEMU had to be stopped at the timeout, 125 if qemu-nbd did not start.
+set -euo pipefail
+board=$1 variant=$2 transport=$3 disk=$4 log=$5
+pki=${SECHAN_PKI_DIR:-build/test/pki-out}
+creds=${6:-}
+limit=${7:-60}
+elf=build/fw/$board-$variant/firmware.elf
+[ -f "$elf" ] || { echo "run-board: $elf is not built (make firmware)" >&2; exit 2; }
+if [ -z "$creds" ]; then
+    if [ "$variant" = psk ]; then creds=$pki/psk; else creds=$pki/pki-ecdsa; fi
+fi
+creds=$(cd "$creds" && pwd)   # qemu-nbd wants absolute paths
+disk=$(cd "$(dirname "$disk")" && pwd)/$(basename "$disk")
+
+nbd_pid=
+qemu_pid=
+cleanup() {
+    # End only what this script started, by PID.
+    for p in $qemu_pid $nbd_pid; do
+        kill "$p" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# Is something listening on 127.0.0.1:$1? (/proc/net/tcp, state 0A; a probe
+# connection would count as qemu-nbd's one client.)
+listening() {
+    local hex
+    hex=$(printf '%04X' "$1")
+    grep -q "^ *[0-9]*: 0100007F:$hex 00000000:0000 0A" /proc/net/tcp
+}
+
+if [ "$variant" = psk ]; then
+    tls_obj="tls-creds-psk,id=tls0,endpoint=server,dir=$creds"
+else
+    tls_obj="tls-creds-x509,id=tls0,endpoint=server,dir=$creds"
+fi
+
+# A free port: try a few at random; qemu-nbd fails at once if one is taken.
+for attempt in 1 2 3 4 5 6 7 8; do
+    port=$((20000 + RANDOM % 20000))
+    listening "$port" && continue
+    timeout --kill-after=5 $((limit + 30)) qemu-nbd --object "$tls_obj" --tls-creds tls0 \
+        -f raw -b 127.0.0.1 -p "$port" "$disk" 2>>"$log.nbd" &
+    nbd_pid=$!
+    for _ in $(seq 100); do
+        listening "$port" && break
+        kill -0 "$nbd_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    listening "$port" && break
+    kill "$nbd_pid" 2>/dev/null || true
+    wait "$nbd_pid" 2>/dev/null || true
+    nbd_pid=
+done
+[ -n "$nbd_pid" ] || { echo "run-board: qemu-nbd did not start (see $log.nbd)" >&2; exit 125; }
+
+chardev="socket,id=link,host=127.0.0.1,port=$port,server=off,nodelay=on"
+common=(-display none -monitor none -no-reboot -kernel "$elf")
+case "$board/$transport" in
+mps2-an385/uart)
+    cmd=(qemu-system-arm -M mps2-an385 "${common[@]}"
+         -semihosting-config enable=on,target=native
+         -chardev "$chardev" -serial stdio -serial chardev:link) ;;
+riscv-virt/uart)
+    cmd=(qemu-system-riscv64 -M virt -bios none "${common[@]}"
+         -semihosting-config enable=on,target=native
+         -global virtio-mmio.force-legacy=false -device virtio-rng-device
+         -chardev "$chardev" -serial chardev:link) ;;
+riscv-virt/virtio)
+    cmd=(qemu-system-riscv64 -M virt -bios none "${common[@]}"
+         -semihosting-config enable=on,target=native
+         -global virtio-mmio.force-legacy=false -device virtio-rng-device
+         -device virtio-serial-device -chardev "$chardev"
+         -device virtserialport,chardev=link,name=org.sechan.nbd -serial stdio) ;;
+*) echo "run-board: no such board/transport: $board/$transport" >&2; exit 2 ;;
+esac
+
+start=$(date +%s%N)
+set +e
+timeout --kill-after=5 "$limit" "${cmd[@]}" </dev/null > >(tee "$log") 2>>"$log.qemu" &
+qemu_pid=$!
+wait "$qemu_pid"
+status=$?
+set -e
+qemu_pid=
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+echo "run-board: $board $variant over $transport: exit $status in $ms ms" >> "$log.qemu"
+exit "$status"
