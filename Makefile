@@ -38,7 +38,7 @@ NBDCLI_SRCS := $(wildcard tools/sechan-nbd/*.c)
 NBDCLI_OBJS := $(NBDCLI_SRCS:%.c=$(HOST)/obj/%.o)
 
 .PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
-	pki demo setup check-clang check-cross bench clean distclean
+	pki demo setup check-clang check-cross bench clean distclean firmware size qemu
 .DEFAULT_GOAL := all
 
 all: lib tools
@@ -91,7 +91,32 @@ $(HOST)/test/test_uri: $(HOST)/obj/test/unit/test_uri.o $(HOST)/obj/tools/sechan
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-tests: $(UNIT_BINS) $(INTEROP_BINS)
+tests: $(UNIT_BINS) $(INTEROP_BINS) $(HOST)/test/fwdisk
+
+# The host side of the firmware tests (writes and checks the export).
+$(HOST)/test/fwdisk: test/qemu/fwdisk.c boards/common/fwapp.h
+	@mkdir -p $(@D)
+	$(CC) -std=c11 -O2 $(WARN) -Iinclude -Iboards/common -o $@ $<
+
+# ---- firmware: every bare-metal board in both variants (mk/firmware.mk) ----
+FW_BOARDS := mps2-an385 riscv-virt
+FW_VARIANTS := psk x509
+QEMU_SUITES := test/qemu/test_qemu_firmware.sh
+
+firmware: $(MBEDTLS_STAMP) pki
+	@for b in $(FW_BOARDS); do for v in $(FW_VARIANTS); do \
+		$(MAKE) --no-print-directory -f mk/firmware.mk BOARD=$$b VARIANT=$$v BUILD=$(BUILD) \
+			|| exit 1; done; done
+
+# The firmware under QEMU against qemu-nbd (also part of make test).
+qemu: firmware $(HOST)/test/fwdisk
+	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
+		scripts/run-tests.sh $(QEMU_SUITES)
+
+# Flash and RAM per module, arena and stack high-water marks, against
+# boards/budget.txt (fails past a limit).
+size: firmware $(HOST)/test/fwdisk
+	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) scripts/size.sh
 
 pki: $(TEST_DIR)/pki-out/.done
 $(TEST_DIR)/pki-out/.done: test/pki/mkpki.sh
@@ -99,8 +124,10 @@ $(TEST_DIR)/pki-out/.done: test/pki/mkpki.sh
 
 # The library must never reference the heap: check every object we ship,
 # ours and Mbed TLS's. The self-test proves the check can fail.
-check-nomalloc: $(LIBS) check-nomalloc-selftest
+check-nomalloc: $(LIBS) check-nomalloc-selftest firmware
 	scripts/check-nomalloc.sh $(LIBSECHAN) $(LIBMBED)
+	scripts/check-nomalloc.sh --nm arm-none-eabi-nm --image $(BUILD)/fw/mps2-an385-*/firmware.elf
+	scripts/check-nomalloc.sh --nm riscv64-unknown-elf-nm --image $(BUILD)/fw/riscv-virt-*/firmware.elf
 
 check-nomalloc-selftest: $(HOST)/obj/test/nomalloc/uses_heap.o
 	@if scripts/check-nomalloc.sh $< >/dev/null 2>&1; then \
@@ -120,13 +147,14 @@ setup:
 
 test: setup
 	$(MAKE) --no-print-directory -j$(NPROC) all tests pki
+	$(MAKE) --no-print-directory -j$(NPROC) firmware
 	$(MAKE) --no-print-directory check-nomalloc
 	$(MAKE) --no-print-directory -j$(NPROC) check-clang
 	$(MAKE) --no-print-directory check-cross
 	$(MAKE) --no-print-directory fuzz-regress
 	$(MAKE) --no-print-directory fuzz-smoke
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
-		scripts/run-tests.sh $(UNIT_BINS) $(INTEROP_BINS)
+		scripts/run-tests.sh $(UNIT_BINS) $(INTEROP_BINS) $(QEMU_SUITES)
 
 unit: $(UNIT_BINS) pki
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
@@ -139,7 +167,8 @@ interop: $(INTEROP_BINS) pki
 # The portable parts (no OS, no Mbed TLS) must build for Cortex-M too.
 PORTABLE_SRCS := $(wildcard core/*.c) nbd/nbd_client.c nbd/nbd_client_hs.c \
 	nbd/nbd_client_tx.c nbd/nbd_server.c nbd/nbd_server_tx.c nbd/backend_mem.c \
-	transports/pipe.c
+	transports/pipe.c transports/uart.c transports/virtio_mmio.c transports/virtio_rng.c \
+	transports/virtio_serial.c port/baremetal/port_baremetal.c
 CROSS_ARM_FLAGS := -std=c11 -Os -mcpu=cortex-m3 -mthumb $(WARN) -ffunction-sections -Iinclude
 
 check-cross:

@@ -25,12 +25,12 @@ CFG := -DSC_TLS_FW $(VARIANT_DEF) -DMBEDTLS_CONFIG_FILE='"sc_mbedtls_config.h"'
 # picolibc from Debian: integer-only printf (no floating point anywhere).
 LIBC := --specs=picolibc.specs -DPICOLIBC_INTEGER_PRINTF_SCANF
 FW_CFLAGS := -std=c11 -Os -g $(BOARD_ARCH) $(LIBC) -ffunction-sections \
-	-fdata-sections -fstack-usage -fno-common \
+	-fdata-sections -fstack-usage -fcallgraph-info=su -fno-common \
 	-Wall -Wextra -Werror -Wshadow -Wno-format-truncation
 FW_CPPFLAGS := -Iinclude -Itls -Iboards/common -I$(MBEDTLS_SRC)/include $(CFG) \
 	-DSC_TIME_FLOOR=$(TIME_FLOOR) -DSC_TLS_ARENA_SIZE=$(ARENA_$(VARIANT))u
 MBED_CFLAGS := -std=c99 -Os -g $(BOARD_ARCH) $(LIBC) -ffunction-sections \
-	-fdata-sections -fstack-usage -I$(MBEDTLS_SRC)/include -I$(MBEDTLS_SRC)/library -Itls $(CFG)
+	-fdata-sections -fstack-usage -fcallgraph-info=su -I$(MBEDTLS_SRC)/include -I$(MBEDTLS_SRC)/library -Itls $(CFG)
 
 # What each module of the image is made of (make size reports per module).
 SRC_core := $(wildcard core/*.c)
@@ -57,7 +57,7 @@ $(OUT)/obj/%.o: %.c tls/sc_mbedtls_config.h mk/firmware.mk
 
 $(OUT)/obj/%.o: %.S mk/firmware.mk
 	@mkdir -p $(@D)
-	@$(BOARD_CC) $(BOARD_ARCH) -c $< -o $@
+	@$(BOARD_CC) $(BOARD_ARCH) $(BOARD_ASFLAGS) -c $< -o $@
 
 $(OUT)/creds.c: scripts/mkfwcreds.sh $(PKI)/.done
 	@mkdir -p $(@D)

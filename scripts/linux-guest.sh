@@ -21,9 +21,10 @@
 #   LINUX_GUEST_MODULES  modules to load, dependencies are added (default: virtio_pci
 #                        virtio_console)
 #
-# Tools: apt-get/apt-cache, dpkg-deb, tar, xz (or the kernel's compressor), gzip,
-# objcopy (binutils), sha256sum, flock, and busybox-static (/bin/busybox, which is
-# both copied into the guest and used here for `cpio -o`).
+# Tools: apt-get/apt-cache, dpkg-deb, tar, xz (xz-utils; or whatever compressor
+# the kernel uses), gzip, objcopy (binutils), sha256sum, flock, and busybox-static
+# (/bin/busybox, which is both copied into the guest and used here for `cpio -o`,
+# so neither cpio nor kmod is needed).
 set -euo pipefail
 
 prog=linux-guest.sh
@@ -85,8 +86,9 @@ if [ -n "$pkg" ] && [ -n "$version" ]; then
     if [ ! -s "$deb" ]; then
         echo "$prog: downloading $pkg $version" >&2
         dl=$(mktemp -d "$cache/dl.XXXXXX")
-        # As root, apt drops privileges to _apt, which cannot write into our
-        # directory; it then warns and downloads as root anyway. Say so up front.
+        # As root, apt drops privileges to the _apt user, which cannot write into
+        # our directory; it then warns and downloads as root anyway. Asking for
+        # root directly gives the same result without the warning.
         sandbox=()
         [ "$(id -u)" -eq 0 ] && sandbox=(-o APT::Sandbox::User=root)
         if ! (cd "$dl" && apt-get "${sandbox[@]}" -q download "$pkg=$version") >"$dl/log" 2>&1; then
@@ -98,20 +100,24 @@ if [ -n "$pkg" ] && [ -n "$version" ]; then
         [ -n "$got" ] || { rm -rf "$dl"; die "apt-get download produced no .deb"; }
         mv "$got" "$deb"
         rm -rf "$dl"
+        # A new kernel replaces the old one: drop older downloads and their unpacked
+        # parts (OUTDIRs keep their own vmlinux until they are rebuilt).
+        find "$cache" -maxdepth 1 -name 'linux-image-*' ! -name "$(basename "$deb" .deb)*" \
+            -exec rm -rf {} +
     fi
 else
     # No apt lists (offline, or `apt-get update` never ran): fall back to the newest
     # kernel already in the cache, if any.
-    deb=$(find "$cache" -maxdepth 1 -name 'linux-image-*-amd64_*_amd64.deb' -printf '%T@ %p\n' \
+    deb=$(find "$cache" -maxdepth 1 -name "${pkg:-linux-image-*-amd64}_*_amd64.deb" -printf '%T@ %p\n' \
           | sort -n | tail -n1 | cut -d' ' -f2- || true)
     [ -n "$deb" ] || die "cannot resolve the kernel package (run 'apt-get update' first)"
-    echo "$prog: apt cannot resolve linux-image-amd64; using cached $(basename "$deb")" >&2
+    echo "$prog: apt cannot resolve ${pkg:-linux-image-amd64}; using cached $(basename "$deb")" >&2
 fi
 debname=$(basename "$deb" .deb)
 
 # ---------------------------------------------------------------------------
-# 2. Unpack only what we need from the .deb: the bzImage, modules.builtin and the
-#    modules in the dependency closure of $modules_wanted.
+# Only what we need is unpacked from the .deb (it is ~70 MB, ~400 MB unpacked):
+# the bzImage, the modules in the closure, modules.builtin if a module is missing.
 # ---------------------------------------------------------------------------
 kdir=$cache/$debname
 mkdir -p "$kdir/mod"
@@ -129,10 +135,11 @@ extract() {
     mkdir -p "$kdir/root"
     dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$kdir/root" "$@"
 }
-if [ ! -s "$kdir/root/${vmlinuz_member#./}" ]; then
-    extract "$vmlinuz_member" ${builtin_member:+"$builtin_member"}
-fi
 
+# ---------------------------------------------------------------------------
+# 2. The modules: the closure of $modules_wanted over their "depends", unpacked
+#    (and decompressed if need be) into $kdir/mod, and a load order.
+# ---------------------------------------------------------------------------
 # Module names treat '-' and '_' alike; files may be compressed (.ko.xz, .ko.zst, ...).
 norm() { printf '%s' "${1//-/_}"; }
 # member_of NAME: the .deb member holding module NAME (empty if none).
@@ -146,7 +153,7 @@ member_of() {
 is_builtin() {
     [ -n "$builtin_member" ] || return 1
     local f=$kdir/root/${builtin_member#./}
-    [ -f "$f" ] || return 1
+    [ -s "$f" ] || extract "$builtin_member"
     # (grep without -q: an early exit would fail the pipeline under pipefail)
     sed 's|.*/||; s|\.ko$||; s|-|_|g' "$f" | grep -x "$(norm "$1")" >/dev/null
 }
@@ -160,7 +167,10 @@ modinfo_depends() {
     rm -f "$tmp"
 }
 
-# Breadth-first closure over "depends": one tar pass per level (a pass costs ~2 s).
+# Breadth-first closure over "depends": one tar pass per level (a pass costs
+# ~4 s: it decompresses the whole package). The bzImage rides along on the first.
+extra=() vmlinuz_fresh=
+if [ ! -s "$kdir/vmlinux" ]; then extra=("$vmlinuz_member"); vmlinuz_fresh=1; fi
 declare -A deps=() seen=()
 pending=()
 for m in $modules_wanted; do
@@ -181,6 +191,8 @@ while [ ${#pending[@]} -gt 0 ]; do
         fi
         need+=("$mem")
     done
+    need+=("${extra[@]+"${extra[@]}"}")
+    extra=()
     [ ${#need[@]} -eq 0 ] || extract "${need[@]}"
     next=()
     for m in "${pending[@]}"; do
@@ -214,15 +226,15 @@ order=()
 visit() {
     local m=$1 d
     case "${state[$m]:-}" in
-        done) return 0 ;;
-        active) die "module dependency cycle through $m" ;;
+        visited) return 0 ;;
+        visiting) die "module dependency cycle through $m" ;;
     esac
-    state[$m]=active
+    state[$m]=visiting
     if [ "${deps[$m]}" != builtin ]; then
         for d in ${deps[$m]}; do visit "$(norm "$d")"; done
         order+=("$m")
     fi
-    state[$m]=done
+    state[$m]=visited
 }
 for m in $modules_wanted; do visit "$(norm "$m")"; done
 
@@ -233,9 +245,10 @@ for m in $modules_wanted; do visit "$(norm "$m")"; done
 #    offset counted from the protected-mode code at (setup_sects + 1) * 512. The
 #    payload ends with the uncompressed size as a le32, which we check.
 # ---------------------------------------------------------------------------
-le32() { od -A n -t u4 -j "$2" -N 4 "$1" | tr -d ' '; }
+# The header is little-endian whatever the host is.
+le32() { od -A n --endian=little -t u4 -j "$2" -N 4 "$1" | tr -d ' '; }
 u8() { od -A n -t u1 -j "$2" -N 1 "$1" | tr -d ' '; }
-u16() { od -A n -t u2 -j "$2" -N 2 "$1" | tr -d ' '; }
+u16() { od -A n --endian=little -t u2 -j "$2" -N 2 "$1" | tr -d ' '; }
 
 build_vmlinux() {
     local bz=$1 dst=$2 magic setup_sects proto pm poff plen fmt want tmp
@@ -260,7 +273,9 @@ build_vmlinux() {
         02214c18*)     fmt="lz4 -dc" ;;
         *) die "$bz: unknown payload compression (magic $magic)" ;;
     esac
-    command -v "${fmt%% *}" >/dev/null || die "needs '${fmt%% *}' to decompress the kernel"
+    # (busybox's xz cannot stand in: it lacks the x86 BCJ filter the kernel uses)
+    command -v "${fmt%% *}" >/dev/null \
+        || die "needs '${fmt%% *}' to decompress the kernel (for xz: Debian package xz-utils)"
     tmp=$dst.tmp
     # Drop the trailing size word: the compressors reject it as trailing garbage.
     # $fmt is deliberately split into command and options.
@@ -273,8 +288,17 @@ build_vmlinux() {
     mv "$tmp" "$dst"
 }
 
+# Decompressed once per kernel in the cache, then hard-linked (or copied) into
+# each OUTDIR: it is 60+ MiB. build_vmlinux writes it atomically and checks the
+# size recorded in the bzImage; the bzImage is unpacked afresh for it (unless the
+# module pass just did), so a half-unpacked one from a killed run does no harm.
+if [ ! -s "$kdir/vmlinux" ]; then
+    [ -n "$vmlinuz_fresh" ] || extract "$vmlinuz_member"
+    build_vmlinux "$kdir/root/${vmlinuz_member#./}" "$kdir/vmlinux"
+fi
 if [ ! -s "$out/vmlinux" ] || [ "$(cat "$out/vmlinux.from" 2>/dev/null)" != "$debname" ]; then
-    build_vmlinux "$kdir/root/${vmlinuz_member#./}" "$out/vmlinux"
+    rm -f "$out/vmlinux"
+    ln "$kdir/vmlinux" "$out/vmlinux" 2>/dev/null || cp "$kdir/vmlinux" "$out/vmlinux"
     printf '%s\n' "$debname" >"$out/vmlinux.from"
 fi
 
@@ -314,9 +338,10 @@ mount -t sysfs sysfs /sys || fail 98 "mount /sys failed"
 mount -t devtmpfs devtmpfs /dev || fail 98 "mount /dev failed"
 [ -c /dev/console ] && exec </dev/console >/dev/console 2>&1
 
-port= argc= args= end=
+port='' argc='' args='' end=''
 set -f    # split the command line on spaces, but never glob its words
-for w in $(cat /proc/cmdline); do
+read -r cmdline </proc/cmdline
+for w in $cmdline; do
     case $w in
         sechan.port=*) port=${w#*=} ;;
         sechan.argc=*) argc=${w#*=} ;;

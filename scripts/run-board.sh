@@ -74,8 +74,10 @@ mps2-an385/uart)
          -semihosting-config enable=on,target=native
          -chardev "$chardev" -serial stdio -serial chardev:link) ;;
 riscv-virt/uart)
+    # The UART is the link: the console is semihosting, on stdout.
     cmd=(qemu-system-riscv64 -M virt -bios none "${common[@]}"
-         -semihosting-config enable=on,target=native
+         -chardev stdio,id=con,signal=off
+         -semihosting-config enable=on,target=native,chardev=con
          -global virtio-mmio.force-legacy=false -device virtio-rng-device
          -chardev "$chardev" -serial chardev:link) ;;
 riscv-virt/virtio)

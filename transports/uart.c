@@ -190,7 +190,7 @@ static long ns_write(struct sc_channel *ch, const void *buf, size_t len)
         u->want = SC_DIR_WRITE;
         return SC_ERR_AGAIN;
     }
-    size_t n = len < NS_TX_FIFO ? len : NS_TX_FIFO;
+    size_t n = len < u->tx_burst ? len : u->tx_burst;
     for (size_t i = 0; i < n; i++)
         sc_mmio_write8(u->regs + NS_THR, p[i]);
     return (long)n;
@@ -238,7 +238,12 @@ int sc_uart_ns16550_init(struct sc_uart *u, uintptr_t regs, uint16_t divisor)
         sc_mmio_write8(regs + NS_DLM, (uint8_t)(divisor >> 8));
     }
     sc_mmio_write8(regs + NS_LCR, NS_LCR_8N1);
-    sc_mmio_write8(regs + NS_FCR, NS_FCR_ENABLE_CLEAR);
+    /* Enabling the FIFOs clears them: not while a byte is waiting. */
+    u->tx_burst = 1;
+    if (!(sc_mmio_read8(regs + NS_LSR) & NS_LSR_DR)) {
+        sc_mmio_write8(regs + NS_FCR, NS_FCR_ENABLE_CLEAR);
+        u->tx_burst = NS_TX_FIFO;
+    }
     sc_mmio_write8(regs + NS_MCR, NS_MCR_DTR_RTS);
     /* Reading LSR clears a stale overrun flag. */
     (void)sc_mmio_read8(regs + NS_LSR);

@@ -5,3 +5,4 @@ BOARD_ARCH := -mcpu=cortex-m3 -mthumb
 BOARD_SRCS := boards/mps2-an385/startup.c boards/mps2-an385/board.c
 BOARD_TRANSPORTS :=
 BOARD_ASM :=
+BOARD_ASFLAGS :=

@@ -21,6 +21,7 @@ struct sc_uart {
     uintptr_t regs;           /* register base address */
     enum sc_dir want;         /* what the last SC_ERR_AGAIN waited for */
     bool closed;
+    uint8_t tx_burst;         /* bytes the transmitter takes when empty */
     char msg[48];
 };
 
@@ -31,7 +32,10 @@ int sc_uart_cmsdk_init(struct sc_uart *u, uintptr_t regs, uint32_t baud_div);
 
 /* NS16550A at regs with byte-wide registers (reg-shift 0). divisor is the
  * 16-bit baud divisor latch (0 leaves it as firmware/QEMU set it). Sets
- * 8N1, enables and clears both FIFOs, masks interrupts. */
+ * 8N1, masks interrupts and turns the 16-byte FIFOs on, unless a byte has
+ * already arrived: turning the FIFOs on empties them, and a link that is
+ * live before init (QEMU connects its chardev before the firmware runs, and
+ * an NBD server speaks first) must lose nothing. It then runs without. */
 int sc_uart_ns16550_init(struct sc_uart *u, uintptr_t regs, uint16_t divisor);
 
 #endif

@@ -35,13 +35,21 @@ finish() {
 
 # Processes started in the background; killed (by PID) if we leave early.
 bg_pids=()
+# shellcheck disable=SC2317  # called from the EXIT trap
 cleanup() {
     local p
     for p in "${bg_pids[@]+"${bg_pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
-now() { date +%s.%N; }
+now() { printf '%s\n' "$EPOCHREALTIME"; }
+# stamp: prefix each line read with the wall-clock time it arrived at.
+stamp() {
+    local line
+    while IFS= read -r line || [ -n "$line" ]; do
+        printf '%s %s\n' "$EPOCHREALTIME" "${line%$'\r'}"
+    done
+}
 # elapsed T0 [T1]: seconds from T0 to T1 (default now), 2 decimals.
 elapsed() { awk -v a="$1" -v b="${2:-$(now)}" 'BEGIN { printf "%.2f", b - a }'; }
 
@@ -224,20 +232,24 @@ if [ ! -s "$work/port" ]; then
 else
     tcp=$(cat "$work/port")
     t0=$(now)
+    # The console (the run script's stderr) is time-stamped line by line: the
+    # agent-start line gives the boot time.
     set +e
     "$run" "$work" "socket,host=127.0.0.1,port=$tcp,server=off,nodelay=on" "$port_name" 120 \
-        "$echo_bytes" 2>"$work/echo.console"
-    rc=$?
+        "$echo_bytes" 2>&1 >/dev/null | stamp >"$work/echo.console"
+    rc=${PIPESTATUS[0]}
     set -e
     t_exit=$(now)
     check_rc=0
     wait "$checker" || check_rc=$?
+    bg_pids=()    # reaped: its PID must not be killed later
     if [ "$rc" -eq 0 ] && [ "$check_rc" -eq 0 ]; then
         first=$(field first "$work/check.out")
-        guest_up=$(tr -d '\r' <"$work/echo.console" | sed -n 's/^sechan-agent-start .*uptime=//p' | head -n1)
+        start_line=$(grep -m1 ' sechan-agent-start ' "$work/echo.console" || true)
         pass "echo $echo_bytes bytes: exit 0, data identical"
-        echo "  boot (QEMU start to first echoed byte): $(elapsed "$t0" "$first") s" \
-             "(guest uptime at agent start: ${guest_up:-?} s)"
+        echo "  boot (QEMU start to agent start): $(elapsed "$t0" "${start_line%% *}") s" \
+             "(guest uptime then: ${start_line##*uptime=} s; first echoed byte at" \
+             "$(elapsed "$t0" "$first") s)"
         echo "  echo throughput: $(field rate_mib_s "$work/check.out") MiB/s" \
              "(from the first echoed byte to the last)"
         echo "  whole run (QEMU start to exit): $(elapsed "$t0" "$t_exit") s"
