@@ -130,38 +130,35 @@ def worst_stack(ci_files, taken, root):
         src = os.path.basename(base[0]) if len(base) == 2 else None
         if (src, name) in taken or (title in frames and any(n == title for _, n in taken)):
             targets.add(title)
+    # Depth-first over the calls, memoised. An indirect call may reach any
+    # function whose address the image takes; a recursion is cut where it
+    # repeats (the cut is listed), so the figure is the deepest acyclic path.
     memo, cycles = {}, set()
+    sys.setrecursionlimit(20000)
 
-    # A result that depended on cutting a cycle short is not memoised, so
-    # every path gets the depth of its own context.
     def depth(fn, path):
         if fn in path:
             cycles.add(fn)
-            return 0, [], True
+            return 0, []
         if fn in memo:
-            return memo[fn] + (False,)
+            return memo[fn]
         if fn == "__indirect_call":
-            callees = targets
-            own = 0
+            callees, own = targets, 0
         elif fn not in frames:
-            return LIBC_FRAME, [fn + "(libc)"], False
+            return LIBC_FRAME, [fn + "(libc)"]
         else:
-            callees = edges.get(fn, ())
-            own = frames[fn]
+            callees, own = edges.get(fn, ()), frames[fn]
         path.add(fn)
-        best, best_chain, cut = 0, [], False
+        best, best_chain = 0, []
         for c in sorted(callees):
-            d, chain, c_cut = depth(c, path)
-            cut = cut or c_cut
+            d, chain = depth(c, path)
             if d > best:
                 best, best_chain = d, chain
         path.discard(fn)
-        result = (own + best, [fn] + best_chain)
-        if not cut:
-            memo[fn] = result
-        return result + (cut,)
+        memo[fn] = (own + best, [fn] + best_chain)
+        return memo[fn]
 
-    total, chain, _ = depth(root, set())
+    total, chain = depth(root, set())
     return total, chain, sorted(cycles), sorted(dynamic & set(chain))
 
 
@@ -219,12 +216,14 @@ def main():
             print("  %-11s %9d %9d" % ("total", flash, ram))
             print("  Mbed TLS arena: %d bytes (in tls RAM), high-water %s in a run"
                   % (arena_size(board, variant), arena_hw if arena_hw is not None else "n/a"))
-            print("  stack: worst case %d bytes over the call graph (%d for each libc call),"
+            print("  stack: worst case %d bytes over the call graph (%d per libc call; indirect"
+                  " calls: any address-taken function),"
                   " %s used in a run; reserved %d" % (worst, LIBC_FRAME,
                                                        stack_hw if stack_hw else "n/a", stack_rsv))
             print("    deepest path: %s" % " > ".join(c.split(":")[-1] for c in chain[:14]))
             if cycles:
-                print("    recursion (counted once): %s" % ", ".join(c.split(":")[-1] for c in cycles[:6]))
+                print("    recursion cut at: %s"
+                      % ", ".join(c.split(":")[-1] for c in cycles[:6]))
             lim = budget.get((board, variant))
             if lim is None:
                 print("  budget: none in boards/budget.txt")
