@@ -20,7 +20,7 @@ DEPFLAGS = -MMD -MP
 LDLIBS := -lpthread
 
 LIB_SRCS := $(wildcard core/*.c) port/posix/port_posix.c $(wildcard nbd/*.c) \
-	transports/sock.c transports/pipe.c $(wildcard tls/*.c)
+	transports/sock.c transports/pipe.c transports/vport_linux.c $(wildcard tls/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(HOST)/obj/%.o)
 LIBSECHAN := $(HOST)/libsechan.a
 LIBMBED := $(HOST)/libsechan-mbedtls.a
@@ -38,7 +38,7 @@ NBDCLI_SRCS := $(wildcard tools/sechan-nbd/*.c)
 NBDCLI_OBJS := $(NBDCLI_SRCS:%.c=$(HOST)/obj/%.o)
 
 .PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
-	pki demo setup check-clang check-cross bench clean distclean firmware size qemu
+	pki demo setup check-clang check-cross bench clean distclean firmware size qemu agents
 .DEFAULT_GOAL := all
 
 all: lib tools
@@ -108,8 +108,20 @@ firmware: $(MBEDTLS_STAMP) pki
 		$(MAKE) --no-print-directory -f mk/firmware.mk BOARD=$$b VARIANT=$$v BUILD=$(BUILD) \
 			|| exit 1; done; done
 
+# The Linux guest agent: the same application, static, over /dev/vportNpM.
+AGENTS := $(HOST)/agent-psk/sechan-agent $(HOST)/agent-x509/sechan-agent
+agents: $(AGENTS)
+$(HOST)/agent-%/creds.c: scripts/mkfwcreds.sh $(TEST_DIR)/pki-out/.done
+	@mkdir -p $(@D)
+	scripts/mkfwcreds.sh $(TEST_DIR)/pki-out $* $@
+$(HOST)/agent-%/sechan-agent: boards/linux-agent/main.c boards/common/fwapp.c \
+		$(HOST)/agent-%/creds.c $(LIBS)
+	$(CC) $(CPPFLAGS) -Iboards/common $(if $(filter x509,$*),-DSC_TLS_FW_X509) $(CFLAGS) \
+		-static -o $@ boards/linux-agent/main.c boards/common/fwapp.c $(@D)/creds.c \
+		$(LIBS) $(LDLIBS)
+
 # The firmware under QEMU against qemu-nbd (also part of make test).
-qemu: firmware $(HOST)/test/fwdisk
+qemu: firmware agents $(HOST)/test/fwdisk
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
 		scripts/run-tests.sh $(QEMU_SUITES)
 
@@ -147,7 +159,7 @@ setup:
 
 test: setup
 	$(MAKE) --no-print-directory -j$(NPROC) all tests pki
-	$(MAKE) --no-print-directory -j$(NPROC) firmware
+	$(MAKE) --no-print-directory -j$(NPROC) firmware agents
 	$(MAKE) --no-print-directory check-nomalloc
 	$(MAKE) --no-print-directory -j$(NPROC) check-clang
 	$(MAKE) --no-print-directory check-cross

@@ -239,8 +239,13 @@ int sc_nbd_close(struct sc_nbd_conn *n, uint64_t deadline_ms)
             r = run_until(n, closed, deadline_ms);
     }
     if (n->tls_started) {
-        if (r == 0 && n->error == 0)
+        if (r == 0 && n->error == 0) {
             r = sc_shutdown_wait(&n->tls.base, deadline_ms);
+            /* A server may close as soon as it reads NBD_CMD_DISC, before
+             * our close_notify can go out: that is a clean end too. */
+            if (r == SC_ERR_RESET || r == SC_ERR_EOF)
+                r = 0;
+        }
         sc_close(&n->tls.base);
         n->tls_started = false;
     }

@@ -4,7 +4,8 @@
 #
 #   run-board.sh BOARD VARIANT TRANSPORT DISK LOG [CREDS_DIR] [TIMEOUT_S]
 #
-# BOARD mps2-an385 | riscv-virt; VARIANT psk | x509; TRANSPORT uart | virtio.
+# BOARD mps2-an385 | riscv-virt | linux-agent; VARIANT psk | x509;
+# TRANSPORT uart | virtio (linux-agent: virtio, its virtio-serial port).
 # qemu-nbd exports DISK (raw) with TLS credentials from CREDS_DIR (default:
 # the test PKI's psk/ or pki-ecdsa/). The firmware's console goes to LOG
 # and to stdout. Exits with the firmware's status (QEMU passes it on), 124
@@ -14,8 +15,20 @@ board=$1 variant=$2 transport=$3 disk=$4 log=$5
 pki=${SECHAN_PKI_DIR:-build/test/pki-out}
 creds=${6:-}
 limit=${7:-60}
-elf=build/fw/$board-$variant/firmware.elf
-[ -f "$elf" ] || { echo "run-board: $elf is not built (make firmware)" >&2; exit 2; }
+if [ "$board" = linux-agent ]; then
+    elf=build/host/agent-$variant/sechan-agent
+    [ -f "$elf" ] || { echo "run-board: $elf is not built (make agents)" >&2; exit 2; }
+    # The guest: Debian's kernel and a busybox initramfs holding the agent.
+    guest=build/qemu/linux/$variant
+    # virtio-rng feeds the guest kernel's CRNG: without it getrandom() may
+    # block for a long time in a fresh VM.
+    LINUX_GUEST_CACHE=build/qemu/linux/cache LINUX_GUEST_MODULES="virtio_pci virtio_console virtio_rng" \
+        scripts/linux-guest.sh "$guest" "$elf" >>"$log.qemu" 2>&1 \
+        || { echo "run-board: could not build the Linux guest (see $log.qemu)" >&2; exit 2; }
+else
+    elf=build/fw/$board-$variant/firmware.elf
+    [ -f "$elf" ] || { echo "run-board: $elf is not built (make firmware)" >&2; exit 2; }
+fi
 if [ -z "$creds" ]; then
     if [ "$variant" = psk ]; then creds=$pki/psk; else creds=$pki/pki-ecdsa; fi
 fi
@@ -86,12 +99,23 @@ riscv-virt/virtio)
          -global virtio-mmio.force-legacy=false -device virtio-rng-device
          -device virtio-serial-device -chardev "$chardev"
          -device virtserialport,chardev=link,name=org.sechan.nbd -serial stdio) ;;
+linux-agent/virtio)
+    # The guest's console (the agent's output among it) comes on stderr.
+    # The agent links the host build of Mbed TLS, compiled for AES-NI and
+    # SSE4.1: the guest CPU must have them (TCG's qemu64 has not: SIGILL).
+    export LINUX_GUEST_QEMU_OPTS="-cpu max -device virtio-rng-pci"
+    cmd=(scripts/linux-guest-run.sh "$guest" "socket,host=127.0.0.1,port=$port,server=off,nodelay=on"
+         org.sechan.nbd "$limit") ;;
 *) echo "run-board: no such board/transport: $board/$transport" >&2; exit 2 ;;
 esac
 
 start=$(date +%s%N)
 set +e
-timeout --kill-after=5 "$limit" "${cmd[@]}" </dev/null > >(tee "$log") 2>>"$log.qemu" &
+if [ "$board" = linux-agent ]; then
+    timeout --kill-after=5 "$limit" "${cmd[@]}" </dev/null > >(tee "$log") 2>&1 &
+else
+    timeout --kill-after=5 "$limit" "${cmd[@]}" </dev/null > >(tee "$log") 2>>"$log.qemu" &
+fi
 qemu_pid=$!
 wait "$qemu_pid"
 status=$?

@@ -35,6 +35,9 @@ cases=(
     "riscv-virtio-x509 riscv-virt x509 virtio pass"
     "riscv-uart-wrong-psk riscv-virt psk uart fail-timed_out_waiting_for_the_TLS_handshake $work/wrong-psk"
     "riscv-virtio-wrong-psk riscv-virt psk virtio fail-pre-shared_key_rejected $work/wrong-psk"
+    "linux-psk linux-agent psk virtio pass"
+    "linux-x509 linux-agent x509 virtio pass"
+    "linux-wrong-psk linux-agent psk virtio fail-pre-shared_key_rejected $work/wrong-psk"
 )
 
 run_case() {
