@@ -38,7 +38,7 @@ NBDCLI_SRCS := $(wildcard tools/sechan-nbd/*.c)
 NBDCLI_OBJS := $(NBDCLI_SRCS:%.c=$(HOST)/obj/%.o)
 
 .PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
-	pki demo setup check-clang check-cross bench clean distclean firmware size qemu agents
+	pki demo setup check-clang check-cross bench clean distclean firmware size qemu agents demo-host
 .DEFAULT_GOAL := all
 
 all: lib tools
@@ -101,7 +101,7 @@ $(HOST)/test/fwdisk: test/qemu/fwdisk.c boards/common/fwapp.h
 # ---- firmware: every bare-metal board in both variants (mk/firmware.mk) ----
 FW_BOARDS := mps2-an385 riscv-virt
 FW_VARIANTS := psk x509
-QEMU_SUITES := test/qemu/test_qemu_firmware.sh
+QEMU_SUITES := test/qemu/virtio-selftest/run.sh test/qemu/test_qemu_firmware.sh
 
 firmware: $(MBEDTLS_STAMP) pki
 	@for b in $(FW_BOARDS); do for v in $(FW_VARIANTS); do \
@@ -195,9 +195,16 @@ check-clang:
 	@$(MAKE) --no-print-directory -s HOST=$(BUILD)/clang CC=clang lib tools tests >/dev/null
 	@echo "check-clang: OK (library, tools and tests build with clang -Werror)"
 
+# The main demo: mps2-an385 firmware against qemu-nbd over TLS.
 demo: setup
-	$(MAKE) --no-print-directory -j$(NPROC) all pki
+	$(MAKE) --no-print-directory -j$(NPROC) all pki $(HOST)/test/fwdisk
+	$(MAKE) --no-print-directory -j$(NPROC) firmware
 	scripts/demo.sh
+
+# The host-only demo: our TLS client and server against OpenSSL.
+demo-host: setup
+	$(MAKE) --no-print-directory -j$(NPROC) all pki
+	scripts/demo-host.sh
 
 clean:
 	rm -rf $(HOST) $(TEST_DIR)

@@ -1,76 +1,53 @@
 #!/usr/bin/env bash
-# The sechan demo on the host: our TLS client and server against OpenSSL,
-# with X.509 and a pre-shared key, and what a failure looks like. Everything
-# listens on 127.0.0.1 only and every process started here is ended by PID.
+# The sechan demo: firmware on an emulated Cortex-M3 (QEMU mps2-an385), with
+# no OS and no heap, reads and writes a disk that qemu-nbd exports on the
+# host, over TLS 1.3, through a UART. Its UART is wired by a QEMU
+# -chardev socket straight to qemu-nbd on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-T=build/host/sechan-tls
-P=build/test/pki-out
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
-trap cleanup EXIT
+work=build/test/demo
+rm -rf "$work"
+mkdir -p "$work"
+fwdisk=build/host/test/fwdisk
 
-free_port() {
-    local p
-    for _ in $(seq 50); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-    done
-    echo "demo: no free port" >&2; exit 1
-}
-log=$(mktemp)
-trap 'cleanup; rm -f "$log"' EXIT
-# Start our server in the background and wait for its "listening" line
-# (a probe connection would use up its --count).
-serve_bg() {
-    : >"$log"
-    $T serve "$@" 2>>"$log" &
-    pids+=($!)
-    for _ in $(seq 100); do
-        grep -q "listening on" "$log" && return 0
-        sleep 0.05
-    done
-    echo "demo: the server did not start" >&2; exit 1
-}
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+say() { printf '\n\033[1m%s\033[0m\n' "$*"; }
 
-step "1. sechan client -> openssl s_server, X.509 (QEMU's credential layout in $P/pki)"
-port=$(free_port)
-openssl s_server -accept "127.0.0.1:$port" -cert $P/pki/server-cert.pem \
-    -key $P/pki/server-key.pem -rev -naccept 1 -quiet >/dev/null 2>&1 &
-pids+=($!)
-sleep 0.3
-echo "\$ echo 'hello from sechan' | $T connect localhost $port --x509 $P/pki"
-echo 'hello from sechan' | $T connect localhost "$port" --x509 $P/pki --timeout 5
-echo "(openssl -rev sent the line back reversed)"
+say "1. The host: a 1 MiB disk image holding a known pattern, exported by qemu-nbd with TLS"
+"$fwdisk" make "$work/disk.img" 1048576
+echo "   qemu-nbd --object tls-creds-psk,...,dir=build/test/pki-out/psk --tls-creds tls0 -b 127.0.0.1 disk.img"
 
-step "2. openssl s_client -> sechan server, TLS 1.3 with a pre-shared key (psktool format)"
-port=$(free_port)
-serve_bg "$port" --psk $P/keys.psk --count 1 --timeout 5
-psk=$(cut -d: -f2 $P/keys.psk)
-echo "\$ echo 'echo me' | openssl s_client -connect 127.0.0.1:$port -psk_identity alice -psk <key> -tls1_3 -quiet -no_ign_eof"
-{ echo 'echo me'; sleep 1; } | openssl s_client -connect "127.0.0.1:$port" -psk_identity alice \
-    -psk "$psk" -tls1_3 -quiet -no_ign_eof 2>/dev/null || true
-wait "${pids[-1]}" || true
-sed 's/^/  server log: /' "$log"
+say "2. The firmware: build/fw/mps2-an385-psk/firmware.elf"
+arm-none-eabi-size build/fw/mps2-an385-psk/firmware.elf | sed 's/^/   /'
+echo "   It opens UART1, runs the NBD handshake, asks for STARTTLS (refusing to go on without"
+echo "   it), does a TLS 1.3 handshake with a pre-shared key, reads 16 KiB and checks the"
+echo "   pattern, writes a 4 KiB block with FUA at 64 KiB, flushes, reads it back, disconnects."
 
-step "3. Failing closed: a server whose certificate names another host"
-port=$(free_port)
-serve_bg "$port" --x509 $P/pki-wronghost --count 1 --timeout 5
-echo "\$ $T connect localhost $port --x509 $P/pki"
+say "3. Boot it under QEMU (its console is UART0):"
+scripts/run-board.sh mps2-an385 psk uart "$work/disk.img" "$work/psk.log" "" 60 | sed 's/^/   /'
+status=${PIPESTATUS[0]}
+echo "   exit status $status (semihosting SYS_EXIT_EXTENDED)"
+
+say "4. Back on the host: the export holds the pattern and the firmware's block, nothing else"
+line=$(grep -a 'result=PASS' "$work/psk.log" || true)
+tag=${line##*tag=}
+tag=${tag%% *}
+"$fwdisk" check "$work/disk.img" "${tag:-none}" | sed 's/^/   /'
+
+say "5. The same with X.509 (ECDHE-ECDSA P-256; qemu-nbd also checks the firmware's certificate)"
+"$fwdisk" make "$work/disk2.img" 1048576
+scripts/run-board.sh mps2-an385 x509 uart "$work/disk2.img" "$work/x509.log" "" 60 | sed 's/^/   /'
+
+say "6. Failing closed: qemu-nbd holds a different key"
+mkdir -p "$work/wrong"
+cp build/test/pki-out/keys-wrong.psk "$work/wrong/keys.psk"
+echo "   (qemu-nbd hangs up without an alert, which a UART cannot see: the firmware gives up"
+echo "    when its 20 s handshake bound passes)"
+"$fwdisk" make "$work/disk3.img" 1048576
 set +e
-echo 'secret' | $T connect localhost "$port" --x509 $P/pki --timeout 5
-rc=$?
+scripts/run-board.sh mps2-an385 psk uart "$work/disk3.img" "$work/wrong.log" "$work/wrong" 60 | sed 's/^/   /'
+wrong=${PIPESTATUS[0]}
 set -e
-echo "(exit code $rc: the handshake failed and nothing was sent)"
+echo "   exit status $wrong"
+"$fwdisk" check "$work/disk3.img" - | sed 's/^/   /'
 
-step "4. Failing closed: the wrong pre-shared key"
-port=$(free_port)
-serve_bg "$port" --psk $P/keys.psk --count 1 --timeout 5
-set +e
-echo 'secret' | $T connect localhost "$port" --psk $P/keys-wrong.psk --timeout 5
-rc=$?
-set -e
-echo "(exit code $rc)"
-echo
-echo "demo done. Run all tests with: make test"
+[ "$status" -eq 0 ] && [ "$wrong" -eq 2 ]
