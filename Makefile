@@ -189,6 +189,14 @@ check-cross:
 		arm-none-eabi-gcc $(CROSS_ARM_FLAGS) -c $$f -o $(BUILD)/cross-arm/$$(basename $$f .c).o \
 			|| exit 1; done
 	@echo "check-cross: OK ($(words $(PORTABLE_SRCS)) portable sources build for Cortex-M3 with -Werror)"
+	@if arm-none-eabi-gcc $(CROSS_ARM_FLAGS) --specs=picolibc.specs -o $(BUILD)/cross-arm/no-entropy.elf \
+		test/board/no_entropy.c port/baremetal/port_baremetal.c 2>$(BUILD)/cross-arm/no-entropy.log; then \
+		echo "check-cross: FAILED: a board without sc_board_entropy linked"; exit 1; fi
+	@grep -q 'sc_board_entropy' $(BUILD)/cross-arm/no-entropy.log || \
+		{ echo "check-cross: FAILED: the link failed for another reason:"; cat $(BUILD)/cross-arm/no-entropy.log; exit 1; }
+	@arm-none-eabi-gcc $(CROSS_ARM_FLAGS) --specs=picolibc.specs -DWITH_ENTROPY \
+		-o $(BUILD)/cross-arm/with-entropy.elf test/board/no_entropy.c port/baremetal/port_baremetal.c
+	@echo "check-cross: OK (a board without an entropy hook does not link; with one it does)"
 
 # The same sources must build warning-free with clang as with gcc.
 check-clang:
