@@ -38,7 +38,7 @@ NBDCLI_SRCS := $(wildcard tools/sechan-nbd/*.c)
 NBDCLI_OBJS := $(NBDCLI_SRCS:%.c=$(HOST)/obj/%.o)
 
 .PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
-	pki demo setup check-clang check-cross bench clean distclean firmware size qemu agents demo-host
+	pki demo setup check-clang check-cross bench clean distclean firmware size qemu agents guests demo-host
 .DEFAULT_GOAL := all
 
 all: lib tools
@@ -120,8 +120,16 @@ $(HOST)/agent-%/sechan-agent: boards/linux-agent/main.c boards/common/fwapp.c \
 		-static -o $@ boards/linux-agent/main.c boards/common/fwapp.c $(@D)/creds.c \
 		$(LIBS) $(LDLIBS)
 
+# The Linux guests that run the agents: Debian's kernel (downloaded here,
+# outside the suites' network namespace) and a busybox initramfs each.
+GUEST_ENV := LINUX_GUEST_CACHE=$(BUILD)/qemu/linux/cache \
+	LINUX_GUEST_MODULES="virtio_pci virtio_console virtio_rng"
+guests: agents
+	$(GUEST_ENV) scripts/linux-guest.sh $(BUILD)/qemu/linux/psk $(HOST)/agent-psk/sechan-agent
+	$(GUEST_ENV) scripts/linux-guest.sh $(BUILD)/qemu/linux/x509 $(HOST)/agent-x509/sechan-agent
+
 # The firmware under QEMU against qemu-nbd (also part of make test).
-qemu: firmware agents $(HOST)/test/fwdisk
+qemu: firmware guests $(HOST)/test/fwdisk
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
 		scripts/run-tests.sh $(QEMU_SUITES)
 
@@ -160,6 +168,7 @@ setup:
 test: setup
 	$(MAKE) --no-print-directory -j$(NPROC) all tests pki
 	$(MAKE) --no-print-directory -j$(NPROC) firmware agents
+	$(MAKE) --no-print-directory guests
 	$(MAKE) --no-print-directory check-nomalloc
 	$(MAKE) --no-print-directory -j$(NPROC) check-clang
 	$(MAKE) --no-print-directory check-cross

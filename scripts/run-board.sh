@@ -18,7 +18,9 @@ limit=${7:-60}
 if [ "$board" = linux-agent ]; then
     elf=build/host/agent-$variant/sechan-agent
     [ -f "$elf" ] || { echo "run-board: $elf is not built (make agents)" >&2; exit 2; }
-    # The guest: Debian's kernel and a busybox initramfs holding the agent.
+    # The guest: Debian's kernel and a busybox initramfs holding the agent
+    # (make guests fetches the kernel; here it is only brought up to date,
+    # which needs no network once the .deb is in the cache).
     guest=build/qemu/linux/$variant
     # virtio-rng feeds the guest kernel's CRNG: without it getrandom() may
     # block for a long time in a fresh VM.
