@@ -41,7 +41,8 @@
 #define EARLY_DATA_MAX_MS 300u
 
 void selftest_exit(int code) __attribute__((noreturn));
-void selftest_trap(uintptr_t cause, uintptr_t epc, uintptr_t tval) __attribute__((noreturn));
+/* Entered from boards/riscv-virt/start.S on any trap. */
+void board_trap(uintptr_t cause, uintptr_t epc, uintptr_t tval) __attribute__((noreturn));
 int main(void);
 
 static struct sc_uart console;
@@ -116,7 +117,7 @@ void selftest_exit(int code)
         __asm__ volatile("wfi");
 }
 
-void selftest_trap(uintptr_t cause, uintptr_t epc, uintptr_t tval)
+void board_trap(uintptr_t cause, uintptr_t epc, uintptr_t tval)
 {
     say("TRAP mcause=%lx mepc=%lx mtval=%lx\n", (unsigned long)cause, (unsigned long)epc,
         (unsigned long)tval);

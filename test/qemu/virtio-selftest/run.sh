@@ -3,8 +3,9 @@
 #
 #   test/qemu/virtio-selftest/run.sh [BUILDDIR]   (default build/qemu/virtio-selftest)
 #
-# Builds the bare-metal firmware (main.c, start.S, link.ld + the library's
-# core, port/baremetal, the NS16550A and virtio drivers), then:
+# Builds the bare-metal firmware (main.c on the riscv-virt board's start.S and
+# link.ld, with the library's core, port/baremetal, the NS16550A and virtio
+# drivers), then:
 #   1. boots it with modern virtio-mmio devices (virtio-rng, virtio-serial with
 #      one virtserialport whose chardev connects to peer.py on 127.0.0.1): rng
 #      checks, port discovery, sink / generate / echo of random bytes, EOF
@@ -66,7 +67,7 @@ cflags=(-std=c11 -Os -g -march=rv64imac_zicsr -mabi=lp64 -mcmodel=medany
     -ffunction-sections -fdata-sections -I"$root/include")
 # shellcheck disable=SC2206  # word splitting wanted
 cflags+=(${VIRTIO_SELFTEST_CFLAGS:-})
-srcs=("$here/start.S" "$here/main.c" "$root"/core/*.c "$root/port/baremetal/port_baremetal.c"
+srcs=("$root/boards/riscv-virt/start.S" "$here/main.c" "$root"/core/*.c "$root/port/baremetal/port_baremetal.c"
     "$root/transports/uart.c" "$root"/transports/virtio_*.c)
 build_fw() {
     local src obj objs=()
@@ -79,7 +80,8 @@ build_fw() {
     done
     timeout 120 riscv64-unknown-elf-gcc -march=rv64imac -mabi=lp64 -mcmodel=medany \
         --specs=picolibc.specs -DPICOLIBC_INTEGER_PRINTF_SCANF -nostartfiles \
-        -T "$here/link.ld" -Wl,--gc-sections -Wl,-Map="$out/fw.map" -o "$out/fw.elf" "${objs[@]}"
+        -T "$root/boards/riscv-virt/link.ld" -Wl,--defsym=STACK_SIZE=65536 \
+        -Wl,--gc-sections -Wl,-Map="$out/fw.map" -o "$out/fw.elf" "${objs[@]}"
 }
 if build_fw >"$out/build.log" 2>&1; then
     pass "build firmware ($(riscv64-unknown-elf-size "$out/fw.elf" | awk 'NR==2 {print "text " $1 ", data " $2 ", bss " $3}'))"
