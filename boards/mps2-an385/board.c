@@ -109,24 +109,12 @@ void _exit(int status)
 
 /* ---- console ---- */
 
-static void console_write(const char *s, size_t n)
-{
-    uint64_t deadline = sc_board_now_ms() + 1000u;
-    while (n > 0) {
-        long w = sc_write(&console.base, s, n);
-        if (w > 0) {
-            s += w;
-            n -= (size_t)w;
-        } else if (w != SC_ERR_AGAIN || sc_wait(&console.base, SC_DIR_WRITE, deadline) != 0) {
-            return;  /* a console that does not drain loses the line */
-        }
-    }
-}
-
 static void board_log(const char *line)
 {
-    console_write(line, strlen(line));
-    console_write("\r\n", 2);
+    /* A console that does not drain within a second loses the line. */
+    uint64_t deadline = sc_board_now_ms() + 1000u;
+    if (sc_write_all(&console.base, line, strlen(line), deadline) == 0)
+        (void)sc_write_all(&console.base, "\r\n", 2, deadline);
 }
 
 void board_fault(const char *what)

@@ -88,25 +88,13 @@ void _exit(int status)
     board_exit(status);
 }
 
-static void uart_put(const char *s, size_t n)
-{
-    uint64_t deadline = sc_board_now_ms() + 1000u;
-    while (n > 0) {
-        long w = sc_write(&uart.base, s, n);
-        if (w > 0) {
-            s += w;
-            n -= (size_t)w;
-        } else if (w != SC_ERR_AGAIN || sc_wait(&uart.base, SC_DIR_WRITE, deadline) != 0) {
-            return;
-        }
-    }
-}
-
 static void board_log(const char *line)
 {
     if (console_is_uart) {
-        uart_put(line, strlen(line));
-        uart_put("\r\n", 2);
+        /* A console that does not drain within a second loses the line. */
+        uint64_t deadline = sc_board_now_ms() + 1000u;
+        if (sc_write_all(&uart.base, line, strlen(line), deadline) == 0)
+            (void)sc_write_all(&uart.base, "\r\n", 2, deadline);
     } else {
         semihost(SH_WRITE0, line);
         semihost(SH_WRITE0, "\n");
