@@ -24,23 +24,8 @@ export LINUX_GUEST_CACHE=${LINUX_GUEST_CACHE:-$build/cache}
 echo_bytes=${SELFTEST_ECHO_BYTES:-1048576}
 port_name=org.sechan.agent
 
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "PASS: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ] && exit 0
-    exit 1
-}
-
-# Processes started in the background; killed (by PID) if we leave early.
-bg_pids=()
-# shellcheck disable=SC2317  # called from the EXIT trap
-cleanup() {
-    local p
-    for p in "${bg_pids[@]+"${bg_pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+# shellcheck source=test/qemu/selftest-lib.sh
+. "$root/test/qemu/selftest-lib.sh"
 
 now() { printf '%s\n' "$EPOCHREALTIME"; }
 # stamp: prefix each line read with the wall-clock time it arrived at.

@@ -31,23 +31,8 @@ gen_n=${VIRTIO_SELFTEST_GEN:-1048576}
 echo_n=${VIRTIO_SELFTEST_ECHO:-262144}
 port_name=org.sechan.test
 
-passed=0 failed=0
-pass() { passed=$((passed + 1)); echo "PASS: $*"; }
-fail() { failed=$((failed + 1)); echo "FAIL: $*"; }
-finish() {
-    echo "$passed passed, $failed failed"
-    [ "$failed" -eq 0 ] && exit 0
-    exit 1
-}
-
-# Background processes we started; killed by PID if we leave early.
-bg_pids=()
-# shellcheck disable=SC2317  # called from the EXIT trap
-cleanup() {
-    local p
-    for p in "${bg_pids[@]+"${bg_pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
-}
-trap cleanup EXIT
+# shellcheck source=test/qemu/selftest-lib.sh
+. "$here/../selftest-lib.sh"
 
 for tool in riscv64-unknown-elf-gcc "$qemu" python3 timeout; do
     if ! command -v "$tool" >/dev/null 2>&1; then
