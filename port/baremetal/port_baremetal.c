@@ -1,6 +1,8 @@
 /* see sechan/port.h: the implementation for boards with no OS. Every call
  * goes to a hook of the board (sechan/board.h); what needs an OS (files,
  * descriptors) answers SC_ERR_UNSUPPORTED. */
+#include <stdio.h>
+
 #include "sechan/board.h"
 #include "sechan/port.h"
 
@@ -55,23 +57,8 @@ int sc_port_wait_fd(int fd, enum sc_dir dir, uint64_t deadline_ms)
 
 const char *sc_port_strerror(int os_errno, char *buf, size_t cap)
 {
-    static const char digits[] = "0123456789";
-    /* "error N": no strerror table on bare metal. */
-    const char *prefix = "error ";
-    size_t i = 0;
-    if (cap == 0)
-        return buf;
-    for (; prefix[i] != '\0' && i + 1 < cap; i++)
-        buf[i] = prefix[i];
-    unsigned v = os_errno < 0 ? (unsigned)-os_errno : (unsigned)os_errno;
-    char tmp[12];
-    size_t n = 0;
-    do {
-        tmp[n++] = digits[v % 10u];
-        v /= 10u;
-    } while (v != 0 && n < sizeof(tmp));
-    while (n > 0 && i + 1 < cap)
-        buf[i++] = tmp[--n];
-    buf[i] = '\0';
+    /* No strerror table on bare metal: the number is all there is. */
+    if (cap > 0)
+        snprintf(buf, cap, "error %d", os_errno);
     return buf;
 }
