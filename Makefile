@@ -38,7 +38,7 @@ NBDCLI_SRCS := $(wildcard tools/sechan-nbd/*.c)
 NBDCLI_OBJS := $(NBDCLI_SRCS:%.c=$(HOST)/obj/%.o)
 
 .PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
-	pki demo setup check-clang check-cross bench clean distclean firmware size qemu agents guests demo-host
+	pki demo setup check-clang check-cross bench bench-qemu clean distclean firmware size qemu agents guests demo-host
 .DEFAULT_GOAL := all
 
 all: lib tools
@@ -119,6 +119,11 @@ $(HOST)/agent-%/sechan-agent: boards/linux-agent/main.c boards/common/fwapp.c \
 	$(CC) $(CPPFLAGS) -Iboards/common $(if $(filter x509,$*),-DSC_TLS_FW_X509) $(CFLAGS) \
 		-static -o $@ boards/linux-agent/main.c boards/common/fwapp.c $(@D)/creds.c \
 		$(LIBS) $(LDLIBS)
+
+$(HOST)/agent-psk/sechan-agent-bench: boards/linux-agent/main.c boards/common/fwbench.c \
+		$(HOST)/agent-psk/creds.c $(LIBS)
+	$(CC) $(CPPFLAGS) -Iboards/common $(CFLAGS) -static -o $@ boards/linux-agent/main.c \
+		boards/common/fwbench.c $(@D)/creds.c $(LIBS) $(LDLIBS)
 
 # The Linux guests that run the agents: Debian's kernel (downloaded here,
 # outside the suites' network namespace) and a busybox initramfs each.
@@ -234,6 +239,17 @@ include mk/fuzz.mk
 
 -include $(shell find $(HOST)/obj -name '*.d' 2>/dev/null)
 .SECONDARY:
+
+# The firmware's link, decrypt and NBD-over-TLS rates under QEMU, per board
+# and transport (not part of make test).
+bench-qemu: setup
+	$(MAKE) --no-print-directory -j$(NPROC) all pki $(HOST)/test/fwdisk \
+		$(HOST)/agent-psk/sechan-agent-bench
+	@for b in $(FW_BOARDS); do $(MAKE) --no-print-directory -f mk/firmware.mk BOARD=$$b \
+		VARIANT=psk BUILD=$(BUILD) bench-elf || exit 1; done
+	$(GUEST_ENV) scripts/linux-guest.sh $(BUILD)/qemu/linux/psk-bench \
+		$(HOST)/agent-psk/sechan-agent-bench
+	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out scripts/bench-qemu.sh
 
 # Throughput against nbdcopy, side by side (not part of make test).
 bench: setup

@@ -80,5 +80,16 @@ $(ELF): $(OBJS) $(LIBMBED) boards/$(BOARD)/link.ld
 		-o $@ $(OBJS) $(LIBMBED) -lc -lgcc
 	@echo "  built $@"
 
+# The throughput bench (make bench-qemu): the same image with
+# boards/common/fwbench.c in place of the application.
+BENCH_ELF := $(OUT)/bench.elf
+BENCH_OBJS := $(filter-out $(OUT)/obj/boards/common/fwapp.o,$(OBJS)) \
+	$(OUT)/obj/boards/common/fwbench.o
+bench-elf: $(BENCH_ELF)
+$(BENCH_ELF): $(BENCH_OBJS) $(LIBMBED) boards/$(BOARD)/link.ld
+	@$(BOARD_CC) $(BOARD_ARCH) $(LIBC) -nostartfiles -T boards/$(BOARD)/link.ld \
+		-Wl,--gc-sections -Wl,--defsym=STACK_SIZE=$(FW_STACK) -o $@ $(BENCH_OBJS) $(LIBMBED) -lc -lgcc
+	@echo "  built $@"
+
 -include $(shell find $(OUT)/obj -name '*.d' 2>/dev/null)
 .SECONDARY:

@@ -10,38 +10,51 @@
 # the test PKI's psk/ or pki-ecdsa/). The firmware's console goes to LOG
 # and to stdout. Exits with the firmware's status (QEMU passes it on), 124
 # if QEMU had to be stopped at the timeout, 125 if qemu-nbd did not start.
+#
+# For make bench-qemu: RUN_BOARD_IMAGE=bench boots the bench image
+# (boards/common/fwbench.c) instead of the application, and
+# RUN_BOARD_PEER=echo:N puts test/qemu/bench-peer.py (echo N bytes, log in
+# LOG.peer) at the other end of the link instead of qemu-nbd (DISK unused).
 set -euo pipefail
 board=$1 variant=$2 transport=$3 disk=$4 log=$5
 pki=${SECHAN_PKI_DIR:-build/test/pki-out}
 creds=${6:-}
 limit=${7:-60}
+image=${RUN_BOARD_IMAGE:-firmware}
+peer=${RUN_BOARD_PEER:-nbd}
+case "$image" in firmware|bench) ;; *) echo "run-board: no such image: $image" >&2; exit 2 ;; esac
+case "$peer" in nbd|echo:[0-9]*) ;; *) echo "run-board: no such peer: $peer" >&2; exit 2 ;; esac
 if [ "$board" = linux-agent ]; then
     elf=build/host/agent-$variant/sechan-agent
+    guest=build/qemu/linux/$variant
+    if [ "$image" = bench ]; then
+        elf=$elf-bench
+        guest=$guest-bench
+    fi
     [ -f "$elf" ] || { echo "run-board: $elf is not built (make agents)" >&2; exit 2; }
     # The guest: Debian's kernel and a busybox initramfs holding the agent
     # (make guests fetches the kernel; here it is only brought up to date,
     # which needs no network once the .deb is in the cache).
-    guest=build/qemu/linux/$variant
     # virtio-rng feeds the guest kernel's CRNG: without it getrandom() may
     # block for a long time in a fresh VM.
     LINUX_GUEST_CACHE=build/qemu/linux/cache LINUX_GUEST_MODULES="virtio_pci virtio_console virtio_rng" \
         scripts/linux-guest.sh "$guest" "$elf" >>"$log.qemu" 2>&1 \
         || { echo "run-board: could not build the Linux guest (see $log.qemu)" >&2; exit 2; }
 else
-    elf=build/fw/$board-$variant/firmware.elf
+    elf=build/fw/$board-$variant/$image.elf
     [ -f "$elf" ] || { echo "run-board: $elf is not built (make firmware)" >&2; exit 2; }
 fi
 if [ -z "$creds" ]; then
     if [ "$variant" = psk ]; then creds=$pki/psk; else creds=$pki/pki-ecdsa; fi
 fi
 creds=$(cd "$creds" && pwd)   # qemu-nbd wants absolute paths
-disk=$(cd "$(dirname "$disk")" && pwd)/$(basename "$disk")
+[ "$peer" != nbd ] || disk=$(cd "$(dirname "$disk")" && pwd)/$(basename "$disk")
 
-nbd_pid=
+peer_pid=
 qemu_pid=
 cleanup() {
     # End only what this script started, by PID.
-    for p in $qemu_pid $nbd_pid; do
+    for p in $qemu_pid $peer_pid; do
         kill "$p" 2>/dev/null || true
     done
     wait 2>/dev/null || true
@@ -66,20 +79,25 @@ fi
 for attempt in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 20000))
     listening "$port" && continue
-    timeout --kill-after=5 $((limit + 30)) qemu-nbd --object "$tls_obj" --tls-creds tls0 \
-        -f raw -b 127.0.0.1 -p "$port" "$disk" 2>>"$log.nbd" &
-    nbd_pid=$!
+    if [ "$peer" = nbd ]; then
+        timeout --kill-after=5 $((limit + 30)) qemu-nbd --object "$tls_obj" --tls-creds tls0 \
+            -f raw -b 127.0.0.1 -p "$port" "$disk" 2>>"$log.nbd" &
+    else
+        timeout --kill-after=5 $((limit + 30)) python3 test/qemu/bench-peer.py "$port" \
+            "${peer#echo:}" >>"$log.peer" 2>&1 &
+    fi
+    peer_pid=$!
     for _ in $(seq 100); do
         listening "$port" && break
-        kill -0 "$nbd_pid" 2>/dev/null || break
+        kill -0 "$peer_pid" 2>/dev/null || break
         sleep 0.05
     done
     listening "$port" && break
-    kill "$nbd_pid" 2>/dev/null || true
-    wait "$nbd_pid" 2>/dev/null || true
-    nbd_pid=
+    kill "$peer_pid" 2>/dev/null || true
+    wait "$peer_pid" 2>/dev/null || true
+    peer_pid=
 done
-[ -n "$nbd_pid" ] || { echo "run-board: qemu-nbd did not start (see $log.nbd)" >&2; exit 125; }
+[ -n "$peer_pid" ] || { echo "run-board: the $peer peer did not start (see $log.nbd, $log.peer)" >&2; exit 125; }
 
 chardev="socket,id=link,host=127.0.0.1,port=$port,server=off,nodelay=on"
 common=(-display none -monitor none -no-reboot -kernel "$elf")
