@@ -5,9 +5,10 @@
 #   1. against test/qemu/bench-peer.py: the firmware's own record decrypt
 #      rate (no I/O), then the link's raw rate as an echo (both ways at
 #      once) and as a sink (host to firmware only, the direction of reads);
-#   2. against qemu-nbd with TLS (PSK): NBD reads of 16 KiB, one in flight
-#      (over the first MiB) and four in flight (the whole export), with the
-#      time the firmware spent waiting on the link counted apart.
+#   2. against qemu-nbd, then nbdkit, with TLS (PSK): NBD reads of 16 KiB,
+#      one in flight (over the first MiB) and four in flight (the whole
+#      export), with the time the firmware spent waiting on the link
+#      counted apart.
 # All rates come from the firmware's own clock; each figure is the best of
 # BENCH_QEMU_RUNS runs. Prints one table with the NBD-over-TLS rate against
 # the lesser of echo and decrypt (the target is 90 %), and where the NBD
@@ -32,6 +33,7 @@ bytes_for() {
 # field NAME LINE: the value of NAME=... in LINE
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 rate() { awk -v b="$1" 'BEGIN { if (b >= 1048576) printf "%.2f MiB/s", b / 1048576; else printf "%.1f KiB/s", b / 1024 }'; }
+command -v nbdkit >/dev/null || { echo "bench-qemu: nbdkit is not installed" >&2; exit 1; }
 
 failed=0
 rows=()
@@ -57,20 +59,25 @@ for c in $cases; do
             ok=0
             break
         fi
-        echo "bench-qemu: $c run $run/$RUNS: NBD over TLS read of $n bytes"
-        nlog=$W/$tag.$run.nbd.log
-        if ! RUN_BOARD_IMAGE=bench scripts/run-board.sh "$board" psk "$transport" "$W/$tag.img" \
-                "$nlog" "" 180 >/dev/null 2>&1; then
-            echo "bench-qemu: FAIL $c NBD run; firmware said:" >&2
-            cat "$nlog" >&2 2>/dev/null || true
-            ok=0
-            break
-        fi
+        for server in qemu-nbd nbdkit; do
+            echo "bench-qemu: $c run $run/$RUNS: NBD over TLS read of $n bytes from $server"
+            nlog=$W/$tag.$run.$server.log
+            peer=nbd
+            [ "$server" = qemu-nbd ] || peer=nbdkit
+            if ! RUN_BOARD_IMAGE=bench RUN_BOARD_PEER=$peer scripts/run-board.sh "$board" psk \
+                    "$transport" "$W/$tag.img" "$nlog" "" 180 >/dev/null 2>&1; then
+                echo "bench-qemu: FAIL $c NBD run against $server; firmware said:" >&2
+                cat "$nlog" "$nlog.nbd" >&2 2>/dev/null || true
+                ok=0
+                break 2
+            fi
+        done
         dec=$(grep -a 'sechan-bench: .* decrypt ' "$log" | tr -d '\r')
         echo_l=$(grep -a 'sechan-bench: .* echo ' "$log" | tr -d '\r')
         sink=$(grep -a 'sechan-bench: .* sink ' "$log" | tr -d '\r')
-        nbd=$(grep -a 'sechan-bench: .* nbd-read ' "$nlog" | tr -d '\r')
-        if [ -z "$dec" ] || [ -z "$echo_l" ] || [ -z "$sink" ] || [ -z "$nbd" ]; then
+        nbd=$(grep -a 'sechan-bench: .* nbd-read ' "$W/$tag.$run.qemu-nbd.log" | tr -d '\r')
+        kit=$(grep -a 'sechan-bench: .* nbd-read ' "$W/$tag.$run.nbdkit.log" | tr -d '\r')
+        if [ -z "$dec" ] || [ -z "$echo_l" ] || [ -z "$sink" ] || [ -z "$nbd" ] || [ -z "$kit" ]; then
             echo "bench-qemu: FAIL $c: a result line is missing (see $W/$tag.*)" >&2
             ok=0
             break
@@ -83,38 +90,43 @@ for c in $cases; do
         if keep nbd2 "$(field Bps2 "$nbd")"; then
             best[line]=$nbd
         fi
+        keep kit1 "$(field Bps1 "$kit")" || true
+        keep kit2 "$(field Bps2 "$kit")" || true
     done
     if [ "$ok" = 0 ]; then
         failed=$((failed + 1))
         continue
     fi
     l=${best[line]}
-    rows+=("$c|${best[dec]}|${best[echo]}|${best[sink]}|${best[nbd1]}|${best[nbd2]}|$(field ms2 "$l")|$(field wait-ms2 "$l")|$(field bytes2 "$l")|$(field bytes1 "$l")|$(field wire-bytes1 "$l")|$(field records "$l")|$(field depth "$l")")
+    rows+=("$c|${best[dec]}|${best[echo]}|${best[sink]}|${best[nbd1]}|${best[nbd2]}|${best[kit1]}|${best[kit2]}|$(field ms2 "$l")|$(field wait-ms2 "$l")|$(field bytes2 "$l")|$(field bytes1 "$l")|$(field wire-bytes1 "$l")|$(field records "$l")|$(field depth "$l")")
 done
 
 echo
 echo "Firmware throughput under QEMU, best of $RUNS (TLS 1.3 PSK, AES-128-GCM; the firmware's clock)"
-printf '%-19s %12s %12s %12s %12s %12s %7s %7s\n' "board/link" "decrypt" "echo" "sink" \
-    "NBD+TLS x1" "NBD+TLS x4" "target" "vs sink"
+printf '%-19s %11s %11s %11s | %11s %11s | %11s %11s | %6s %7s\n' "" "" "" "" \
+    "qemu-nbd" "qemu-nbd" "nbdkit" "nbdkit" "" ""
+printf '%-19s %11s %11s %11s | %11s %11s | %11s %11s | %6s %7s\n' "board/link" "decrypt" "echo" \
+    "sink" "x1" "x4" "x1" "x4" "target" "vs sink"
 for r in "${rows[@]}"; do
-    IFS='|' read -r c dec echo_b sink_b nbd1 nbd2 ms wait bytes b1 wire1 recs depth <<<"$r"
+    IFS='|' read -r c dec echo_b sink_b nbd1 nbd2 kit1 kit2 ms wait bytes b1 wire1 recs depth <<<"$r"
     bound=$(( dec < echo_b ? dec : echo_b ))
     sbound=$(( dec < sink_b ? dec : sink_b ))
     pct=$(awk -v a="$nbd2" -v b="$bound" 'BEGIN { printf "%.0f%%", 100 * a / b }')
     spct=$(awk -v a="$nbd2" -v b="$sbound" 'BEGIN { printf "%.0f%%", 100 * a / b }')
-    printf '%-19s %12s %12s %12s %12s %12s %7s %7s\n' "$c" "$(rate "$dec")" "$(rate "$echo_b")" \
-        "$(rate "$sink_b")" "$(rate "$nbd1")" "$(rate "$nbd2")" "$pct" "$spct"
+    printf '%-19s %11s %11s %11s | %11s %11s | %11s %11s | %6s %7s\n' "$c" "$(rate "$dec")" \
+        "$(rate "$echo_b")" "$(rate "$sink_b")" "$(rate "$nbd1")" "$(rate "$nbd2")" \
+        "$(rate "$kit1")" "$(rate "$kit2")" "$pct" "$spct"
 done
 echo "decrypt: AES-128-GCM records of the size the firmware accepts, decrypted and copied out, no I/O"
 echo "echo: bytes each way per second, both at once; sink: host to firmware only"
-echo "NBD+TLS x1: one 16 KiB read in flight; x4: four (the engine's window)"
-echo "target: NBD+TLS x4 / min(decrypt, echo), goal >= 90%; vs sink: NBD+TLS x4 / min(decrypt, sink)"
+echo "x1: NBD over TLS, one 16 KiB read in flight; x4: four (the engine's window)"
+echo "target: qemu-nbd x4 / min(decrypt, echo), goal >= 90%; vs sink: qemu-nbd x4 / min(decrypt, sink)"
 echo
-echo "Where the NBD+TLS x4 time went (its best run)"
+echo "Where the qemu-nbd x4 time went (its best run)"
 printf '%-19s %9s %15s %15s %15s %10s %10s\n' "board/link" "time" "link wait" "decrypt (est)" \
     "other CPU" "wire/data" "records"
 for r in "${rows[@]}"; do
-    IFS='|' read -r c dec echo_b sink_b nbd1 nbd2 ms wait bytes b1 wire1 recs depth <<<"$r"
+    IFS='|' read -r c dec echo_b sink_b nbd1 nbd2 kit1 kit2 ms wait bytes b1 wire1 recs depth <<<"$r"
     awk -v c="$c" -v ms="$ms" -v wait="$wait" -v dec="$dec" -v bytes="$bytes" -v b1="$b1" \
         -v wire="$wire1" -v recs="$recs" 'BEGIN {
         d = 1000 * bytes / dec; if (d > ms - wait) d = ms - wait

@@ -14,7 +14,8 @@
 # For make bench-qemu: RUN_BOARD_IMAGE=bench boots the bench image
 # (boards/common/fwbench.c) instead of the application, and
 # RUN_BOARD_PEER=echo:N puts test/qemu/bench-peer.py (echo N bytes, log in
-# LOG.peer) at the other end of the link instead of qemu-nbd (DISK unused).
+# LOG.peer) at the other end of the link instead of qemu-nbd (DISK unused),
+# and RUN_BOARD_PEER=nbdkit puts nbdkit's file plugin there (PSK only).
 set -euo pipefail
 board=$1 variant=$2 transport=$3 disk=$4 log=$5
 pki=${SECHAN_PKI_DIR:-build/test/pki-out}
@@ -23,7 +24,7 @@ limit=${7:-60}
 image=${RUN_BOARD_IMAGE:-firmware}
 peer=${RUN_BOARD_PEER:-nbd}
 case "$image" in firmware|bench) ;; *) echo "run-board: no such image: $image" >&2; exit 2 ;; esac
-case "$peer" in nbd|echo:[0-9]*) ;; *) echo "run-board: no such peer: $peer" >&2; exit 2 ;; esac
+case "$peer" in nbd|nbdkit|echo:[0-9]*) ;; *) echo "run-board: no such peer: $peer" >&2; exit 2 ;; esac
 if [ "$board" = linux-agent ]; then
     elf=build/host/agent-$variant/sechan-agent
     guest=build/qemu/linux/$variant
@@ -48,7 +49,7 @@ if [ -z "$creds" ]; then
     if [ "$variant" = psk ]; then creds=$pki/psk; else creds=$pki/pki-ecdsa; fi
 fi
 creds=$(cd "$creds" && pwd)   # qemu-nbd wants absolute paths
-[ "$peer" != nbd ] || disk=$(cd "$(dirname "$disk")" && pwd)/$(basename "$disk")
+[ "${peer%%:*}" = echo ] || disk=$(cd "$(dirname "$disk")" && pwd)/$(basename "$disk")
 
 peer_pid=
 qemu_pid=
@@ -82,6 +83,10 @@ for attempt in 1 2 3 4 5 6 7 8; do
     if [ "$peer" = nbd ]; then
         timeout --kill-after=5 $((limit + 30)) qemu-nbd --object "$tls_obj" --tls-creds tls0 \
             -f raw -b 127.0.0.1 -p "$port" "$disk" 2>>"$log.nbd" &
+    elif [ "$peer" = nbdkit ]; then
+        [ "$variant" = psk ] || { echo "run-board: the nbdkit peer is for PSK only" >&2; exit 2; }
+        timeout --kill-after=5 $((limit + 30)) nbdkit -f --tls=require --tls-psk="$creds/keys.psk" \
+            -i 127.0.0.1 -p "$port" file "$disk" 2>>"$log.nbd" &
     else
         timeout --kill-after=5 $((limit + 30)) python3 test/qemu/bench-peer.py "$port" \
             "${peer#echo:}" >>"$log.peer" 2>&1 &
