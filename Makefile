@@ -106,10 +106,11 @@ QEMU_SUITES := test/qemu/virtio-selftest/run.sh test/qemu/test_qemu_firmware.sh
 firmware: $(MBEDTLS_STAMP) pki
 	@for b in $(FW_BOARDS); do for v in $(FW_VARIANTS); do \
 		$(MAKE) --no-print-directory -f mk/firmware.mk BOARD=$$b VARIANT=$$v BUILD=$(BUILD) \
-			|| exit 1; done; done
+			all $$([ $$v = psk ] && echo bench-elf) || exit 1; done; done
 
 # The Linux guest agent: the same application, static, over /dev/vportNpM.
-AGENTS := $(HOST)/agent-psk/sechan-agent $(HOST)/agent-x509/sechan-agent
+AGENTS := $(HOST)/agent-psk/sechan-agent $(HOST)/agent-x509/sechan-agent \
+	$(HOST)/agent-psk/sechan-agent-bench
 agents: $(AGENTS)
 $(HOST)/agent-%/creds.c: scripts/mkfwcreds.sh $(TEST_DIR)/pki-out/.done
 	@mkdir -p $(@D)
@@ -151,8 +152,8 @@ $(TEST_DIR)/pki-out/.done: test/pki/mkpki.sh
 # ours and Mbed TLS's. The self-test proves the check can fail.
 check-nomalloc: $(LIBS) check-nomalloc-selftest firmware
 	scripts/check-nomalloc.sh $(LIBSECHAN) $(LIBMBED)
-	scripts/check-nomalloc.sh --nm arm-none-eabi-nm --image $(BUILD)/fw/mps2-an385-*/firmware.elf
-	scripts/check-nomalloc.sh --nm riscv64-unknown-elf-nm --image $(BUILD)/fw/riscv-virt-*/firmware.elf
+	scripts/check-nomalloc.sh --nm arm-none-eabi-nm --image $(BUILD)/fw/mps2-an385-*/*.elf
+	scripts/check-nomalloc.sh --nm riscv64-unknown-elf-nm --image $(BUILD)/fw/riscv-virt-*/*.elf
 
 check-nomalloc-selftest: $(HOST)/obj/test/nomalloc/uses_heap.o
 	@if scripts/check-nomalloc.sh $< >/dev/null 2>&1; then \
@@ -243,10 +244,8 @@ include mk/fuzz.mk
 # The firmware's link, decrypt and NBD-over-TLS rates under QEMU, per board
 # and transport (not part of make test).
 bench-qemu: setup
-	$(MAKE) --no-print-directory -j$(NPROC) all pki $(HOST)/test/fwdisk \
-		$(HOST)/agent-psk/sechan-agent-bench
-	@for b in $(FW_BOARDS); do $(MAKE) --no-print-directory -f mk/firmware.mk BOARD=$$b \
-		VARIANT=psk BUILD=$(BUILD) bench-elf || exit 1; done
+	$(MAKE) --no-print-directory -j$(NPROC) all pki $(HOST)/test/fwdisk
+	$(MAKE) --no-print-directory -j$(NPROC) firmware agents
 	$(GUEST_ENV) scripts/linux-guest.sh $(BUILD)/qemu/linux/psk-bench \
 		$(HOST)/agent-psk/sechan-agent-bench
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out scripts/bench-qemu.sh

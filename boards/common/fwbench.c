@@ -230,70 +230,50 @@ static int fwb_decrypt(const struct fw_env *env)
     return 0;
 }
 
-/* ---- 2. echo: the link's own rate ---- */
+/* ---- 2 and 3. echo and sink: the link's own rate ---- */
 
-static int fwb_echo(const struct fw_env *env, uint32_t n, uint64_t deadline)
+/* One byte to the peer (a step's "ready" or "done"), pushed out. */
+static int fwb_signal(const struct fw_env *env, const char *byte, const char *step,
+                      uint64_t deadline)
 {
-    struct sc_channel *link = env->peer;
-    int r = sc_write_all(link, "G", 1, deadline);
+    int r = sc_write_all(env->peer, byte, 1, deadline);
     if (r == 0)
-        r = sc_flush(link);
+        r = sc_flush(env->peer);
     if (r != 0)
-        return fwb_fail(env, FW_EXIT_WRITE, "echo-ready", r, sc_channel_errmsg(link));
-    uint64_t t0 = 0;
-    uint32_t done = 0;
-    while (done < n) {
-        uint32_t want = n - done < sizeof(fwb_buf[0]) ? n - done : (uint32_t)sizeof(fwb_buf[0]);
-        long got = sc_read_some(link, fwb_buf[0], want, deadline);
-        if (got <= 0)
-            return fwb_fail(env, FW_EXIT_READ, "echo-read", got == 0 ? SC_ERR_EOF : (int)got,
-                            sc_channel_errmsg(link));
-        if (t0 == 0)
-            t0 = sc_port_now_ms();  /* from the first byte: not the peer's start-up */
-        r = sc_write_all(link, fwb_buf[0], (size_t)got, deadline);
-        if (r != 0)
-            return fwb_fail(env, FW_EXIT_WRITE, "echo-write", r, sc_channel_errmsg(link));
-        done += (uint32_t)got;
-    }
-    if ((r = sc_flush(link)) != 0)
-        return fwb_fail(env, FW_EXIT_WRITE, "echo-flush", r, sc_channel_errmsg(link));
-    uint64_t ms = sc_port_now_ms() - t0;
-    snprintf(fwb_line, sizeof(fwb_line), "sechan-bench: board=%s echo bytes=%lu ms=%lu Bps=%lu",
-             env->board, (unsigned long)n, (unsigned long)ms, fwb_bps(n, ms));
-    env->log(fwb_line);
+        return fwb_fail(env, FW_EXIT_WRITE, step, r, sc_channel_errmsg(env->peer));
     return 0;
 }
 
-/* ---- 3. sink: the link in one direction ---- */
-
-static int fwb_sink(const struct fw_env *env, uint32_t n, uint64_t deadline)
+/* Take n bytes from the peer, timed from the first one (not the peer's
+ * start-up), writing each back if echo. */
+static int fwb_stream(const struct fw_env *env, uint32_t n, bool echo, uint64_t deadline)
 {
     struct sc_channel *link = env->peer;
-    int r = sc_write_all(link, "S", 1, deadline);
-    if (r == 0)
-        r = sc_flush(link);
+    const char *name = echo ? "echo" : "sink";
+    int r = fwb_signal(env, echo ? "G" : "S", name, deadline);
     if (r != 0)
-        return fwb_fail(env, FW_EXIT_WRITE, "sink-ready", r, sc_channel_errmsg(link));
+        return r;
     uint64_t t0 = 0;
     uint32_t done = 0;
     while (done < n) {
         uint32_t want = n - done < sizeof(fwb_buf[0]) ? n - done : (uint32_t)sizeof(fwb_buf[0]);
         long got = sc_read_some(link, fwb_buf[0], want, deadline);
         if (got <= 0)
-            return fwb_fail(env, FW_EXIT_READ, "sink-read", got == 0 ? SC_ERR_EOF : (int)got,
+            return fwb_fail(env, FW_EXIT_READ, name, got == 0 ? SC_ERR_EOF : (int)got,
                             sc_channel_errmsg(link));
         if (t0 == 0)
             t0 = sc_port_now_ms();
+        if (echo && (r = sc_write_all(link, fwb_buf[0], (size_t)got, deadline)) != 0)
+            return fwb_fail(env, FW_EXIT_WRITE, name, r, sc_channel_errmsg(link));
         done += (uint32_t)got;
     }
+    if (echo && (r = sc_flush(link)) != 0)
+        return fwb_fail(env, FW_EXIT_WRITE, name, r, sc_channel_errmsg(link));
     uint64_t ms = sc_port_now_ms() - t0;
-    r = sc_write_all(link, "D", 1, deadline);
-    if (r == 0)
-        r = sc_flush(link);
-    if (r != 0)
-        return fwb_fail(env, FW_EXIT_WRITE, "sink-done", r, sc_channel_errmsg(link));
-    snprintf(fwb_line, sizeof(fwb_line), "sechan-bench: board=%s sink bytes=%lu ms=%lu Bps=%lu",
-             env->board, (unsigned long)n, (unsigned long)ms, fwb_bps(n, ms));
+    if (!echo && (r = fwb_signal(env, "D", name, deadline)) != 0)
+        return r;
+    snprintf(fwb_line, sizeof(fwb_line), "sechan-bench: board=%s %s bytes=%lu ms=%lu Bps=%lu",
+             env->board, name, (unsigned long)n, (unsigned long)ms, fwb_bps(n, ms));
     env->log(fwb_line);
     return 0;
 }
@@ -421,9 +401,9 @@ int fw_run(const struct fw_env *env)
             return fwb_fail(env, FW_EXIT_CONNECT, "hello", SC_ERR_PROTO, "echo length out of range");
         r = fwb_decrypt(env);
         if (r == 0)
-            r = fwb_echo(env, n, deadline);
+            r = fwb_stream(env, n, true, deadline);
         if (r == 0)
-            r = fwb_sink(env, n, deadline);
+            r = fwb_stream(env, n, false, deadline);
     } else {
         return fwb_fail(env, FW_EXIT_CONNECT, "hello", SC_ERR_PROTO,
                         "neither an NBD server nor the bench peer");
