@@ -124,6 +124,25 @@ static bool listens_on_loopback_only(int port)
     return lo && !any;
 }
 
+/* Start a server that must listen on 127.0.0.1:port within 5 s (probed by
+ * connecting), log under logname; says how long it took. */
+static pid_t spawn_listening(const char *const argv[], const char *logname, int port,
+                             const char *what)
+{
+    char lg[1100];
+    struct timespec t0;
+    start_clock(&t0);
+    pid_t pid = tp_spawn(argv, log_path(logname, lg, sizeof lg));
+    assert_true(pid > 0);
+    int rc = tp_wait_listen(pid, port, 5000);
+    long t = elapsed_ms(&t0);
+    if (rc != 0)
+        tp_stop(pid, 1000);
+    assert_int_equal(rc, 0);
+    print_message("%s listening after %ld ms\n", what, t);
+    return pid;
+}
+
 /* ---- tests without peers ------------------------------------------------------------- */
 
 static void test_free_port(void **state)
@@ -296,7 +315,7 @@ static void test_gnutls_serv_x509(void **state)
 {
     (void)state;
     tp_need_program("gnutls-serv");
-    char ca[1100], cert[1100], key[1100], lg[1100], portstr[16];
+    char ca[1100], cert[1100], key[1100], portstr[16];
     pki("pki/ca-cert.pem", ca, sizeof ca);
     pki("pki/server-cert.pem", cert, sizeof cert);
     pki("pki/server-key.pem", key, sizeof key);
@@ -305,16 +324,7 @@ static void test_gnutls_serv_x509(void **state)
     snprintf(portstr, sizeof portstr, "%d", port);
     const char *argv[] = { "gnutls-serv", "--echo", "-p", portstr, "--x509cafile", ca,
                            "--x509certfile", cert, "--x509keyfile", key, NULL };
-    struct timespec t0;
-    start_clock(&t0);
-    pid_t pid = tp_spawn(argv, log_path("gnutls-serv", lg, sizeof lg));
-    assert_true(pid > 0);
-    int rc = tp_wait_listen(pid, port, 5000);
-    long t = elapsed_ms(&t0);
-    if (rc != 0)
-        tp_stop(pid, 1000);
-    assert_int_equal(rc, 0);
-    print_message("gnutls-serv x509 listening after %ld ms\n", t);
+    pid_t pid = spawn_listening(argv, "gnutls-serv", port, "gnutls-serv x509");
     msleep(50);
     assert_true(tp_alive(pid)); /* the connect probe did not upset it */
     /* gnutls-serv catches SIGTERM ("Exiting via signal 15") and exits with status 1. */
@@ -325,21 +335,12 @@ static void test_gnutls_serv_psk(void **state)
 {
     (void)state;
     tp_need_program("gnutls-serv");
-    char psk[1100], lg[1100], portstr[16];
+    char psk[1100], portstr[16];
     pki("keys.psk", psk, sizeof psk);
     int port = tp_free_port();
     snprintf(portstr, sizeof portstr, "%d", port);
     const char *argv[] = { "gnutls-serv", "--echo", "-p", portstr, "--pskpasswd", psk, NULL };
-    struct timespec t0;
-    start_clock(&t0);
-    pid_t pid = tp_spawn(argv, log_path("gnutls-serv-psk", lg, sizeof lg));
-    assert_true(pid > 0);
-    int rc = tp_wait_listen(pid, port, 5000);
-    long t = elapsed_ms(&t0);
-    if (rc != 0)
-        tp_stop(pid, 1000);
-    assert_int_equal(rc, 0);
-    print_message("gnutls-serv psk listening after %ld ms\n", t);
+    pid_t pid = spawn_listening(argv, "gnutls-serv-psk", port, "gnutls-serv psk");
     assert_int_equal(tp_stop(pid, 2000), 1);
 }
 
@@ -377,7 +378,7 @@ static void test_openssl_s_server_psk_rev(void **state)
 {
     (void)state;
     tp_need_program("openssl");
-    char psk[1100], lg[1100], accept[64];
+    char psk[1100], accept[64];
     pki("keys.psk", psk, sizeof psk);
     char *line = read_file(psk);
     assert_non_null(line);
@@ -394,16 +395,7 @@ static void test_openssl_s_server_psk_rev(void **state)
      * because there is no -naccept. */
     const char *argv[] = { "openssl", "s_server", "-accept", accept, "-nocert", "-psk", hex,
                            "-psk_identity", "alice", "-rev", NULL };
-    struct timespec t0;
-    start_clock(&t0);
-    pid_t pid = tp_spawn(argv, log_path("openssl-s_server-psk", lg, sizeof lg));
-    assert_true(pid > 0);
-    int rc = tp_wait_listen(pid, port, 5000);
-    long t = elapsed_ms(&t0);
-    if (rc != 0)
-        tp_stop(pid, 1000);
-    assert_int_equal(rc, 0);
-    print_message("openssl s_server psk listening after %ld ms\n", t);
+    pid_t pid = spawn_listening(argv, "openssl-s_server-psk", port, "openssl s_server psk");
     msleep(50);
     assert_true(tp_alive(pid));
     assert_int_equal(tp_stop(pid, 2000), 128 + SIGTERM);
