@@ -379,38 +379,30 @@ static int setup(void **st)
     return 0;
 }
 
-/* A failed test leaves no server behind for the next one. */
-static int stop_peers(void **st)
-{
-    (void)st;
-    tp_stop_all();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_qemu_plain, stop_peers),
-        cmocka_unit_test_teardown(test_qemu_x509, stop_peers),
-        cmocka_unit_test_teardown(test_qemu_x509_client_cert, stop_peers),
-        cmocka_unit_test_teardown(test_qemu_psk, stop_peers),
-        cmocka_unit_test_teardown(test_nbdkit_memory_plain, stop_peers),
-        cmocka_unit_test_teardown(test_nbdkit_memory_x509, stop_peers),
-        cmocka_unit_test_teardown(test_nbdkit_memory_psk, stop_peers),
-        cmocka_unit_test_teardown(test_nbdkit_file_plain, stop_peers),
-        cmocka_unit_test_teardown(test_nbdkit_file_x509, stop_peers),
-        cmocka_unit_test_teardown(test_nbdkit_file_psk, stop_peers),
-        cmocka_unit_test_teardown(test_nbd_server_plain, stop_peers),
-        cmocka_unit_test_teardown(test_nbd_server_x509_client_cert, stop_peers),
-        cmocka_unit_test_teardown(test_client_cert_required, stop_peers),
-        cmocka_unit_test_teardown(test_block_status_qemu, stop_peers),
-        cmocka_unit_test_teardown(test_block_status_nbdkit_file, stop_peers),
-        cmocka_unit_test_teardown(test_plain_client_tls_server, stop_peers),
-        cmocka_unit_test_teardown(test_unknown_export, stop_peers),
-        cmocka_unit_test_teardown(test_starttls_wrong_ca, stop_peers),
-        cmocka_unit_test_teardown(test_starttls_wrong_host, stop_peers),
-        cmocka_unit_test_teardown(test_starttls_revoked, stop_peers),
-        cmocka_unit_test_teardown(test_starttls_wrong_psk, stop_peers),
+        cmocka_unit_test_teardown(test_qemu_plain, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_qemu_x509, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_qemu_x509_client_cert, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_qemu_psk, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_nbdkit_memory_plain, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_nbdkit_memory_x509, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_nbdkit_memory_psk, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_nbdkit_file_plain, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_nbdkit_file_x509, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_nbdkit_file_psk, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_nbd_server_plain, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_nbd_server_x509_client_cert, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_client_cert_required, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_block_status_qemu, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_block_status_nbdkit_file, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_plain_client_tls_server, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_unknown_export, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_starttls_wrong_ca, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_starttls_wrong_host, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_starttls_revoked, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_starttls_wrong_psk, tp_stop_all_teardown),
     };
     return cmocka_run_group_tests_name("interop_nbd_client", tests, setup, NULL);
 }

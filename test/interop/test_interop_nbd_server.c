@@ -568,31 +568,23 @@ static int setup(void **st)
     return np_make_disk(src_img, DISK_SIZE, SEED);
 }
 
-/* A failed test leaves no server behind for the next one. */
-static int stop_peers(void **st)
-{
-    (void)st;
-    tp_stop_all();
-    return 0;
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_libnbd_plain, stop_peers),
-        cmocka_unit_test_teardown(test_libnbd_x509, stop_peers),
-        cmocka_unit_test_teardown(test_libnbd_psk, stop_peers),
-        cmocka_unit_test_teardown(test_qemu_plain, stop_peers),
-        cmocka_unit_test_teardown(test_qemu_x509, stop_peers),
-        cmocka_unit_test_teardown(test_qemu_psk, stop_peers),
-        cmocka_unit_test_teardown(test_tls_required_gate, stop_peers),
-        cmocka_unit_test_teardown(test_second_starttls_refused, stop_peers),
-        cmocka_unit_test_teardown(test_plaintext_state_forgotten, stop_peers),
-        cmocka_unit_test_teardown(test_hostile_option_payloads, stop_peers),
-        cmocka_unit_test_teardown(test_pool_and_handshake_deadline, stop_peers),
-        cmocka_unit_test_teardown(test_concurrent_clients, stop_peers),
-        cmocka_unit_test_teardown(test_copy_reports_io_error, stop_peers),
-        cmocka_unit_test_teardown(test_cli_errors, stop_peers),
+        cmocka_unit_test_teardown(test_libnbd_plain, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_libnbd_x509, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_libnbd_psk, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_qemu_plain, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_qemu_x509, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_qemu_psk, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_tls_required_gate, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_second_starttls_refused, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_plaintext_state_forgotten, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_hostile_option_payloads, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_pool_and_handshake_deadline, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_concurrent_clients, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_copy_reports_io_error, tp_stop_all_teardown),
+        cmocka_unit_test_teardown(test_cli_errors, tp_stop_all_teardown),
     };
     return cmocka_run_group_tests_name("interop_nbd_server", tests, setup, NULL);
 }

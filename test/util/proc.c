@@ -158,6 +158,13 @@ void tp_stop_all(void)
     }
 }
 
+int tp_stop_all_teardown(void **state)
+{
+    (void)state;
+    tp_stop_all();
+    return 0;
+}
+
 static void remember_child(pid_t pid)
 {
     if (!atexit_set) {

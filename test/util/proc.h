@@ -73,9 +73,11 @@ bool tp_alive(pid_t pid);
 int tp_stop(pid_t pid, int timeout_ms);
 
 /* Stop every child tp_spawn*() started that tp_stop() has not reaped yet. Runs
- * by itself at exit; use it as a cmocka teardown so a failed test leaves no
- * peer behind for the next. */
+ * by itself at exit. */
 void tp_stop_all(void);
+/* The same as a cmocka teardown, so a failed test leaves no peer behind for
+ * the next one. */
+int tp_stop_all_teardown(void **state);
 
 /* Is name an executable regular file on PATH (or, if it contains '/', at that path)? */
 bool tp_have_program(const char *name);
