@@ -241,23 +241,6 @@ static void reap_orphans(pid_t pgrp)
     }
 }
 
-/* Exit status of our child pid without reaping: -2 still running, -1 not our child, else the
- * exit code (128 + signal when killed). */
-static int peek_exit(pid_t pid)
-{
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    int rc;
-    do {
-        rc = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
-    } while (rc != 0 && errno == EINTR);
-    if (rc != 0)
-        return -1;
-    if (si.si_pid == 0)
-        return -2;
-    return si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
-}
-
 /* Wait until a unix stream socket bound to path listens, from /proc/net/unix (no probe
  * connection).  0, or -1 if pid exited or timeout_ms passed. */
 static int unix_listening(const char *path)
@@ -597,7 +580,7 @@ static pid_t daemon_handover(pid_t launcher, const struct np_peer *p)
     int64_t deadline = tp_now_ms() + NP_LISTEN_TIMEOUT_MS;
     /* 1. the launcher ends (0 = daemon forked) */
     int st;
-    while ((st = peek_exit(launcher)) == -2 && tp_now_ms() < deadline)
+    while ((st = tp_peek_exit(launcher)) == -2 && tp_now_ms() < deadline)
         tp_sleep_ms(5);
     if (st != 0) {
         fprintf(stderr, "nbdpeer: nbd-server %s (status %d)\n",
@@ -712,7 +695,7 @@ static int start_once(struct np_peer *p, const struct np_opts *o)
     p->listen_ms = (int)(tp_now_ms() - t0);
     if (r == 0)
         return 0;
-    int st = peek_exit(pid);
+    int st = tp_peek_exit(pid);
     np_stop(p);
     /* Another process took the port between tp_free_port() and bind(): try another. */
     if (p->socket_path[0] == '\0' && st >= 0 && log_contains(p->log, "in use"))

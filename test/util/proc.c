@@ -221,10 +221,10 @@ pid_t tp_spawn_stdin_pipe(const char *const argv[], const char *log_path, int *s
 
 /* ---- liveness / waiting ---------------------------------------------------------------- */
 
-bool tp_alive(pid_t pid)
+int tp_peek_exit(pid_t pid)
 {
     if (pid <= 0)
-        return false;
+        return -1;
     siginfo_t si;
     memset(&si, 0, sizeof si);
     int rc;
@@ -232,8 +232,15 @@ bool tp_alive(pid_t pid)
         rc = waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG | WNOWAIT);
     } while (rc != 0 && errno == EINTR);
     if (rc != 0)
-        return false; /* not our child (or already reaped) */
-    return si.si_pid == 0;
+        return -1; /* not our child (or already reaped) */
+    if (si.si_pid == 0)
+        return -2;
+    return si.si_code == CLD_EXITED ? si.si_status : 128 + si.si_status;
+}
+
+bool tp_alive(pid_t pid)
+{
+    return tp_peek_exit(pid) == -2;
 }
 
 static int probe_connect(const struct sockaddr *sa, socklen_t len, int family)

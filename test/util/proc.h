@@ -63,6 +63,9 @@ int tp_wait_unix(pid_t pid, const char *path, int timeout_ms);
 
 /* Non-reaping liveness check: true while pid has not exited. */
 bool tp_alive(pid_t pid);
+/* Exit status of our child pid without reaping it: -2 still running, -1 not
+ * our child (or already reaped), else the exit code (128 + signal if killed). */
+int tp_peek_exit(pid_t pid);
 
 /* End a child from tp_spawn*(): SIGTERM to its process group, wait up to timeout_ms for the
  * child to exit, else SIGKILL to the group; then SIGKILL whatever is left of the group (the
