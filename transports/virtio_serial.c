@@ -45,6 +45,19 @@ static bool vs_deadline_passed(uint64_t deadline_ms)
     return deadline_ms != SC_DEADLINE_NEVER && sc_port_now_ms() >= deadline_ms;
 }
 
+/* Between two looks at the queues of a polling loop: the device's error,
+ * SC_ERR_TIMEOUT once the deadline has passed, else 0 after yielding. */
+static int vs_pause(struct sc_virtio_serial *s, uint64_t deadline_ms)
+{
+    int e = sc_virtio_dev_check(&s->dev);
+    if (e != 0)
+        return e;
+    if (vs_deadline_passed(deadline_ms))
+        return SC_ERR_TIMEOUT;
+    sc_port_yield();
+    return 0;
+}
+
 static uint32_t port_in_queue(uint32_t port)
 {
     return port == 0 ? 0u : 2u * port + 2u;
@@ -123,12 +136,8 @@ static int ctrl_send(struct sc_virtio_serial *s, uint32_t port, uint16_t event, 
             sc_virtq_kick(&s->ctrl_tx);
             return 0;
         }
-        e = sc_virtio_dev_check(&s->dev);
-        if (e != 0)
+        if ((e = vs_pause(s, deadline_ms)) != 0)
             return e;
-        if (vs_deadline_passed(deadline_ms))
-            return SC_ERR_TIMEOUT;
-        sc_port_yield();
     }
 }
 
@@ -332,15 +341,13 @@ static int vs_discover(struct sc_virtio_serial *s, uint64_t deadline_ms)
         }
         if (s->ports_added != 0 && s->ports_named == s->ports_added)
             return vs_fail(s, SC_ERR_NOT_FOUND, "virtio-serial: no port has that name");
-        e = sc_virtio_dev_check(&s->dev);
+        e = vs_pause(s, deadline_ms);
+        if (e == SC_ERR_TIMEOUT && s->ports_added == 0)
+            return vs_fail(s, SC_ERR_TIMEOUT, "virtio-serial: device announced no port");
+        if (e == SC_ERR_TIMEOUT)
+            return vs_fail(s, SC_ERR_NOT_FOUND, "virtio-serial: no port named so in time");
         if (e != 0)
             return e;
-        if (vs_deadline_passed(deadline_ms)) {
-            if (s->ports_added == 0)
-                return vs_fail(s, SC_ERR_TIMEOUT, "virtio-serial: device announced no port");
-            return vs_fail(s, SC_ERR_NOT_FOUND, "virtio-serial: no port named so in time");
-        }
-        sc_port_yield();
     }
 }
 
@@ -531,12 +538,8 @@ static int vs_wait(struct sc_channel *ch, enum sc_dir dir, uint64_t deadline_ms)
             return e;
         if (vs_ready(s, dir))
             return 0;
-        e = sc_virtio_dev_check(&s->dev);
-        if (e != 0)
+        if ((e = vs_pause(s, deadline_ms)) != 0)
             return e;
-        if (vs_deadline_passed(deadline_ms))
-            return SC_ERR_TIMEOUT;
-        sc_port_yield();
     }
 }
 
