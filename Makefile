@@ -20,7 +20,8 @@ DEPFLAGS = -MMD -MP
 LDLIBS := -lpthread
 
 LIB_SRCS := $(wildcard core/*.c) port/posix/port_posix.c $(wildcard nbd/*.c) \
-	transports/sock.c transports/pipe.c transports/vport_linux.c $(wildcard tls/*.c)
+	transports/sock.c transports/pipe.c transports/vport_linux.c $(wildcard tls/*.c) \
+	$(wildcard sasl-lite/*.c)
 LIB_OBJS := $(LIB_SRCS:%.c=$(HOST)/obj/%.o)
 LIBSECHAN := $(HOST)/libsechan.a
 LIBMBED := $(HOST)/libsechan-mbedtls.a

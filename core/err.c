@@ -48,6 +48,14 @@ static const struct err_entry err_table[SC_ERR_COUNT] = {
     [-SC_ERR_NOT_FOUND] = {"SC_ERR_NOT_FOUND", "no such export"},
     [-SC_ERR_REMOTE] = {"SC_ERR_REMOTE", "the peer reported an error"},
     [-SC_ERR_BUSY] = {"SC_ERR_BUSY", "the peer has no room for another connection"},
+    [-SC_ERR_SASL_AUTH] = {"SC_ERR_SASL_AUTH", "authentication failed"},
+    [-SC_ERR_SASL_USER] = {"SC_ERR_SASL_USER", "unknown user"},
+    [-SC_ERR_SASL_POLICY] = {"SC_ERR_SASL_POLICY",
+                             "no mechanism or security layer that our policy allows"},
+    [-SC_ERR_SASL_REPLAY] = {"SC_ERR_SASL_REPLAY", "nonce not issued here or already used"},
+    [-SC_ERR_SASL_MAC] = {"SC_ERR_SASL_MAC", "security-layer frame failed its integrity check"},
+    [-SC_ERR_SASL_SEQ] = {"SC_ERR_SASL_SEQ", "security-layer frame out of sequence"},
+    [-SC_ERR_SASL_SERVER] = {"SC_ERR_SASL_SERVER", "the server did not prove it knows the password"},
 };
 
 static const struct err_entry *err_lookup(int err)

@@ -117,6 +117,16 @@ time_t sc_mbedtls_time(time_t *t);
 #define MBEDTLS_PKCS1_V21             /* RSA-PSS: TLS 1.3 signatures */
 #define MBEDTLS_X509_RSASSA_PSS_SUPPORT /* offers rsa_pss_rsae_* (else no RSA in 1.3) */
 
+/* ---- SASL (sasl-lite/): DIGEST-MD5 needs MD5 and DES/3DES in CBC mode,
+ * SCRAM-SHA-1 SHA-1 and PBKDF2. TLS does not pick them up: its ciphersuite
+ * list is explicit (tls_channel.c) and Mbed TLS's default signature
+ * algorithms and X.509 profile leave SHA-1 out. */
+#define MBEDTLS_MD5_C
+#define MBEDTLS_SHA1_C
+#define MBEDTLS_DES_C
+#define MBEDTLS_CIPHER_MODE_CBC
+#define MBEDTLS_PKCS5_C
+
 /* ---- Keys and certificates */
 #define MBEDTLS_ASN1_PARSE_C
 #define MBEDTLS_ASN1_WRITE_C

@@ -43,10 +43,17 @@ enum sc_err {
     SC_ERR_TLS_REQUIRED = -31,  /* TLS is required but the peer refused it */
     SC_ERR_NOT_FOUND = -32,     /* no such export (or other named object) */
     SC_ERR_REMOTE = -33,        /* the peer reported an error for a request */
-    SC_ERR_BUSY = -34           /* the peer has no room for us right now */
+    SC_ERR_BUSY = -34,          /* the peer has no room for us right now */
+    SC_ERR_SASL_AUTH = -35,     /* authentication failed (wrong password or proof) */
+    SC_ERR_SASL_USER = -36,     /* unknown user (server side; the client sees SASL_AUTH) */
+    SC_ERR_SASL_POLICY = -37,   /* no mechanism or security layer our policy allows */
+    SC_ERR_SASL_REPLAY = -38,   /* a nonce that is not the one issued, or used twice */
+    SC_ERR_SASL_MAC = -39,      /* a security-layer frame failed its MAC (tampered) */
+    SC_ERR_SASL_SEQ = -40,      /* a security-layer frame out of sequence (replayed, lost) */
+    SC_ERR_SASL_SERVER = -41    /* the server failed to prove it knows the password */
 };
 
-#define SC_ERR_COUNT 35
+#define SC_ERR_COUNT 42
 
 /* A short, static, human-readable description of an error code.
  * Unknown codes give "unknown error". Never NULL. */
