@@ -34,9 +34,11 @@ INTEROP_SRCS := $(wildcard test/interop/test_*.c)
 UNIT_BINS := $(UNIT_SRCS:test/unit/%.c=$(HOST)/test/%)
 INTEROP_BINS := $(INTEROP_SRCS:test/interop/%.c=$(HOST)/test/%)
 TOOL_SRCS := $(wildcard tools/*.c)
-TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(HOST)/%) $(HOST)/sechan-nbd
+TOOL_BINS := $(TOOL_SRCS:tools/%.c=$(HOST)/%) $(HOST)/sechan-nbd $(HOST)/sechan-gw
 NBDCLI_SRCS := $(wildcard tools/sechan-nbd/*.c)
 NBDCLI_OBJS := $(NBDCLI_SRCS:%.c=$(HOST)/obj/%.o)
+GW_SRCS := $(wildcard tools/sechan-gw/*.c)
+GW_OBJS := $(GW_SRCS:%.c=$(HOST)/obj/%.o)
 
 .PHONY: all lib tools tests test unit interop check-nomalloc check-nomalloc-selftest \
 	pki demo setup check-clang check-cross bench bench-qemu clean distclean firmware size qemu agents guests demo-host
@@ -74,6 +76,9 @@ $(LIBSECHAN): $(LIB_OBJS)
 
 $(HOST)/sechan-nbd: $(NBDCLI_OBJS) $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $(NBDCLI_OBJS) $(LIBS) $(LDLIBS)
+
+$(HOST)/sechan-gw: $(GW_OBJS) $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $(GW_OBJS) $(LIBS) $(LDLIBS)
 
 $(HOST)/%: $(HOST)/obj/tools/%.o $(LIBS)
 	$(CC) $(CFLAGS) -o $@ $< $(LIBS) $(LDLIBS)

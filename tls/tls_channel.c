@@ -745,3 +745,39 @@ int sc_tls_export_keying_material(struct sc_tls *t, const char *label, const uin
     return SC_ERR_UNSUPPORTED;
 #endif
 }
+
+int sc_tls_server_end_point(struct sc_tls *t, uint8_t *out, size_t cap, size_t *len)
+{
+    struct tls_impl *im = tls_impl_of(t);
+    if (!im->handshake_done)
+        return SC_ERR_STATE;
+#if TLS_HAVE_X509
+    const mbedtls_x509_crt *crt = NULL;
+    if (im->psk_used == NULL) {
+        if (im->endpoint == SC_TLS_CLIENT)
+            crt = mbedtls_ssl_get_peer_cert(&im->ssl);
+        else if (im->creds != NULL && im->creds->have_own)
+            crt = &im->creds->own_cert;
+    }
+    if (crt == NULL || crt->raw.len == 0)
+        return SC_ERR_UNSUPPORTED;
+    mbedtls_md_type_t md = crt->MBEDTLS_PRIVATE(sig_md);
+    if (md == MBEDTLS_MD_MD5 || md == MBEDTLS_MD_SHA1 || md == MBEDTLS_MD_NONE)
+        md = MBEDTLS_MD_SHA256;
+    const mbedtls_md_info_t *info = mbedtls_md_info_from_type(md);
+    if (info == NULL)
+        return SC_ERR_UNSUPPORTED;
+    size_t n = mbedtls_md_get_size(info);
+    if (n > cap)
+        return SC_ERR_NOSPACE;
+    if (mbedtls_md(info, crt->raw.p, crt->raw.len, out) != 0)
+        return SC_ERR_TLS;
+    *len = n;
+    return SC_OK;
+#else
+    (void)out;
+    (void)cap;
+    (void)len;
+    return SC_ERR_UNSUPPORTED;
+#endif
+}

@@ -86,6 +86,13 @@ struct sc_sasl_binding {
     uint8_t data[SC_SASL_CB_MAX];
 };
 
+struct sc_tls;
+/* Fill b with the binding of a finished TLS session: tls-exporter (32
+ * bytes, label "EXPORTER-Channel-Binding", RFC 9266) or
+ * tls-server-end-point. SC_ERR_UNSUPPORTED where the session has none. */
+int sc_sasl_binding_from_tls(struct sc_sasl_binding *b, struct sc_tls *t,
+                             enum sc_sasl_cb_type type);
+
 /* ---- Server-side secrets: never the password ---- */
 
 /* A SCRAM verifier (RFC 5802 section 3): what the server stores. */

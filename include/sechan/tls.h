@@ -167,4 +167,10 @@ int sc_tls_mbedtls_error(const struct sc_tls *t);
 int sc_tls_export_keying_material(struct sc_tls *t, const char *label, const uint8_t *context,
                                   size_t context_len, uint8_t *out, size_t out_len);
 
+/* The tls-server-end-point channel binding (RFC 5929 4.1): the hash of the
+ * server's certificate (ours on a server, the peer's on a client) with its
+ * signature's hash, SHA-256 in place of MD5 and SHA-1. SC_ERR_UNSUPPORTED
+ * for a session without a server certificate (PSK). */
+int sc_tls_server_end_point(struct sc_tls *t, uint8_t *out, size_t cap, size_t *len);
+
 #endif
