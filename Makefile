@@ -97,7 +97,7 @@ $(HOST)/test/test_uri: $(HOST)/obj/test/unit/test_uri.o $(HOST)/obj/tools/sechan
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-tests: $(UNIT_BINS) $(INTEROP_BINS) $(HOST)/test/fwdisk
+tests: $(UNIT_BINS) $(INTEROP_BINS) $(HOST)/test/fwdisk sasl-peers
 
 # The host side of the firmware tests (writes and checks the export).
 $(HOST)/test/fwdisk: test/qemu/fwdisk.c boards/common/fwapp.h
@@ -243,6 +243,8 @@ distclean:
 
 # libFuzzer targets: fuzz, fuzz-smoke (a minute each), fuzz-regress.
 include mk/fuzz.mk
+# The Cyrus SASL and GNU SASL peers of test_interop_sasl.
+include mk/sasl-peers.mk
 
 -include $(shell find $(HOST)/obj -name '*.d' 2>/dev/null)
 .SECONDARY:
