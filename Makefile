@@ -258,7 +258,11 @@ bench-qemu: setup
 		$(HOST)/agent-psk/sechan-agent-bench
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out scripts/bench-qemu.sh
 
-# Throughput against nbdcopy, side by side (not part of make test).
+# Throughput against nbdcopy, and the gateway's relay through each security
+# layer against a plain relay, side by side (not part of make test).
 bench: setup
-	$(MAKE) --no-print-directory -j$(NPROC) all pki
+	$(MAKE) --no-print-directory -j$(NPROC) all pki $(HOST)/gwbench
 	scripts/bench.sh
+
+$(HOST)/gwbench: $(HOST)/obj/test/bench/gwbench.o $(LIBS)
+	$(CC) $(CFLAGS) -o $@ $< $(LIBS) $(LDLIBS)

@@ -18,12 +18,6 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-bytes=$(numfmt --from=iec "$SIZE")
-if [ ! -f "$W/disk.img" ] || [ "$(stat -c %s "$W/disk.img")" != "$bytes" ]; then
-    echo "bench: making a $SIZE disk of random bytes"
-    head -c "$bytes" /dev/urandom > "$W/disk.img"
-fi
-
 port=21900
 next_port() { port=$((port + 1)); while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done; }
 wait_listen() {
@@ -33,6 +27,14 @@ wait_listen() {
     done
     echo "bench: nothing listens on $1" >&2; exit 1
 }
+
+# BENCH_ONLY=nbd or gw runs one half.
+if [ "${BENCH_ONLY:-all}" != gw ]; then
+bytes=$(numfmt --from=iec "$SIZE")
+if [ ! -f "$W/disk.img" ] || [ "$(stat -c %s "$W/disk.img")" != "$bytes" ]; then
+    echo "bench: making a $SIZE disk of random bytes"
+    head -c "$bytes" /dev/urandom > "$W/disk.img"
+fi
 
 declare -A URI
 start_qemu() {  # mode
@@ -105,3 +107,54 @@ echo
 echo "bench: $SIZE per run, best of $RUNS; TLS 1.3 everywhere (PSK: our client offers AES-128-GCM"
 echo "first, libnbd's gnutls picks ChaCha20-Poly1305). Targets: plain >= 1.0x nbdcopy,"
 echo "PSK >= 1.2x nbdcopy, X.509 >= 1.0x nbdcopy --connections=1."
+fi
+[ "${BENCH_ONLY:-all}" = nbd ] && exit 0
+
+# ---- sechan-gw: its relay through each security layer against a relay
+# with none (SCRAM-SHA-256 in clear, no layer), same run. A guest
+# (gwbench client) uploads and downloads GW_MIB MiB through the gateway to a
+# backend on a unix socket (gwbench backend). Best of RUNS.
+GW=$PWD/build/host/sechan-gw
+GB=$PWD/build/host/gwbench
+GW_MIB=${BENCH_GW_MIB:-64}
+rm -f "$W/gw-creds"
+echo "bench-password" | "$GW" adduser "$W/gw-creds" bench --realm sechan 2>/dev/null
+"$GB" backend "$W/gw-backend.sock" & pids+=($!)
+start_gw() {  # name settings...
+    next_port
+    { echo "listen tcp:127.0.0.1:$port"; echo "credentials $W/gw-creds"; echo "sasl required"
+      echo "route bench unix:$W/gw-backend.sock"; printf '%s\n' "${@:2}"; } > "$W/gw-$1.conf"
+    "$GW" serve "$W/gw-$1.conf" >"$W/gw-$1.log" 2>&1 &
+    pids+=($!)
+    wait_listen "$port"
+    GWPORT[$1]=$port
+}
+declare -A GWPORT
+start_gw plain "tls off" "sasl-allow-no-layer yes" "sasl-mechs SCRAM-SHA-256"
+start_gw digest "tls off" "sasl-qop auth-int auth-conf"
+start_gw tls "tls psk $P/keys.psk"
+gw_best() {  # name mode -> "up down" best of RUNS
+    local bu=0 bd=0 line u d
+    for _ in $(seq "$RUNS"); do
+        line=$("$GB" client "${GWPORT[$1]}" "$2" "$GW_MIB" "$P/keys.psk" 2>>"$W/errors.log") || { echo "FAIL FAIL"; return; }
+        u=$(echo "$line" | awk '{print $4}'); d=$(echo "$line" | awk '{print $7}')
+        bu=$(echo "if ($u > $bu) $u else $bu" | bc -l); bd=$(echo "if ($d > $bd) $d else $bd" | bc -l)
+    done
+    printf '%.1f %.1f' "$bu" "$bd"
+}
+read -r pu pd <<<"$(gw_best plain scram)"
+printf '\n%-40s %10s %10s %10s %10s\n' "sechan-gw relay, guest <-> backend" "up MB/s" "down MB/s" "up/plain" "down/plain"
+printf '%s\n' "----------------------------------------------------------------------------------"
+printf '%-40s %10s %10s %10s %10s\n' "plain (SCRAM-SHA-256 in clear, no layer)" "$pu" "$pd" "1.00" "1.00"
+for row in "digest:digest-int:DIGEST-MD5 auth-int (HMAC-MD5)" \
+           "digest:digest-des:DIGEST-MD5 auth-conf des" \
+           "digest:digest-3des:DIGEST-MD5 auth-conf 3des" \
+           "tls:tls-psk:TLS 1.3 PSK + SCRAM-SHA-256-PLUS"; do
+    IFS=: read -r gw mode label <<<"$row"
+    read -r u d <<<"$(gw_best "$gw" "$mode")"
+    ru=$( [ "$u" != FAIL ] && echo "scale=2; $u / $pu" | bc || echo -)
+    rd=$( [ "$d" != FAIL ] && echo "scale=2; $d / $pd" | bc || echo -)
+    printf '%-40s %10s %10s %10s %10s\n' "$label" "$u" "$d" "$ru" "$rd"
+done
+echo
+echo "bench: $GW_MIB MiB each way per run, best of $RUNS; guest, gateway and backend on this host."
