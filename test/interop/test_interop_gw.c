@@ -48,16 +48,22 @@ struct gw {
 
 /* ---- the gateway process ---- */
 
-static void gw_start(struct gw *g, const char *name, const char *settings)
+/* listen: NULL for TCP on a free port, else the whole listen/connect line. */
+static void gw_start_at(struct gw *g, const char *name, const char *listen,
+                        const char *settings)
 {
-    g->port = tp_free_port();
-    assert_true(g->port > 0);
+    g->port = listen == NULL ? tp_free_port() : 0;
+    assert_true(listen != NULL || g->port > 0);
     snprintf(g->conf, sizeof(g->conf), "%s/gw-%s.conf", tp_build_dir(), name);
     snprintf(g->log, sizeof(g->log), "%s/gw-%s.log", tp_build_dir(), name);
     unlink(g->log);
     FILE *f = fopen(g->conf, "w");
     assert_non_null(f);
-    fprintf(f, "listen tcp:127.0.0.1:%d\ncredentials %s\n%s\n", g->port, creds_path, settings);
+    if (listen == NULL)
+        fprintf(f, "listen tcp:127.0.0.1:%d\n", g->port);
+    else
+        fprintf(f, "%s\n", listen);
+    fprintf(f, "credentials %s\n%s\n", creds_path, settings);
     fprintf(f, "route alice unix:%s\nroute bob unix:%s\n", alice_nbd.socket_path,
             bob_nbd.socket_path);
     fprintf(f, "route dave unix:%s/no-such-backend.sock\n", tp_build_dir());
@@ -67,10 +73,15 @@ static void gw_start(struct gw *g, const char *name, const char *settings)
     const char *argv[] = {exe, "serve", g->conf, NULL};
     g->pid = tp_spawn(argv, g->log);
     assert_true(g->pid > 0);
-    if (tp_wait_listen_quiet(g->pid, g->port, 10000) != 0) {
+    if (g->port != 0 && tp_wait_listen_quiet(g->pid, g->port, 10000) != 0) {
         print_error("sechan-gw did not start; see %s\n", g->log);
         fail();
     }
+}
+
+static void gw_start(struct gw *g, const char *name, const char *settings)
+{
+    gw_start_at(g, name, NULL, settings);
 }
 
 /* Wait (bounded) for text to appear in the gateway's log. */
@@ -172,10 +183,13 @@ static struct guest g;
 static int guest_auth(int port, bool tls, const char *user, const char *password,
                       const struct sc_sasl_client_config *extra)
 {
-    memset(&g, 0, sizeof(g));
     uint64_t deadline = sc_deadline_in(20000);
-    int r = sc_tcp_connect(&g.sock, "127.0.0.1", (uint16_t)port, deadline);
-    assert_int_equal(r, 0);
+    int r;
+    if (port > 0) {
+        memset(&g, 0, sizeof(g));
+        r = sc_tcp_connect(&g.sock, "127.0.0.1", (uint16_t)port, deadline);
+        assert_int_equal(r, 0);
+    }
     g.ch = &g.sock.base;
     struct sc_sasl_binding bind;
     bool bound = false;
@@ -394,6 +408,48 @@ static void test_pool_full_and_sigterm(void **state)
         sc_close(&idle[i].base);
 }
 
+/* The gateway dials a QEMU-style chardev server (here: a unix socket we
+ * listen on, as qemu -chardev socket,server=on would), and listens on a
+ * unix socket. */
+static void test_connect_mode_and_unix_listen(void **state)
+{
+    (void)state;
+    need_peers();
+    char path[200], line[260];
+    snprintf(path, sizeof(path), "%s/gw-chardev.sock", tp_build_dir());
+    unlink(path);
+    struct sc_listener l;
+    assert_int_equal(sc_unix_listen(&l, path, 1), 0);
+    snprintf(line, sizeof(line), "connect unix:%s", path);
+    struct gw gw;
+    gw_start_at(&gw, "connect", line, "tls off\nsasl required");
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(sc_listener_accept(&l, &g.sock, sc_deadline_in(10000)), 0);
+    assert_int_equal(guest_auth(-1, false, "alice", "alice's password", NULL), 0);
+    guest_nbd("alice", SEED_ALICE, alice_img);
+    guest_close();
+    /* after the session the gateway dials again */
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(sc_listener_accept(&l, &g.sock, sc_deadline_in(10000)), 0);
+    assert_int_equal(guest_auth(-1, false, "bob", "bob-pw", NULL), 0);
+    guest_nbd("bob", SEED_BOB, bob_img);
+    guest_close();
+    assert_int_equal(tp_stop(gw.pid, 5000), 0);
+    sc_listener_close(&l);
+    unlink(path);
+
+    snprintf(path, sizeof(path), "%s/gw-listen.sock", tp_build_dir());
+    snprintf(line, sizeof(line), "listen unix:%s", path);
+    gw_start_at(&gw, "unix", line, "tls off\nsasl required");
+    assert_int_equal(tp_wait_unix(gw.pid, path, 10000), 0);
+    memset(&g, 0, sizeof(g));
+    assert_int_equal(sc_unix_connect(&g.sock, path, sc_deadline_in(5000)), 0);
+    assert_int_equal(guest_auth(-1, false, "alice", "alice's password", NULL), 0);
+    guest_nbd("alice", SEED_ALICE, alice_img);
+    guest_close();
+    assert_int_equal(tp_stop(gw.pid, 5000), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -402,6 +458,7 @@ int main(void)
         cmocka_unit_test(test_second_identity_refused_first_export),
         cmocka_unit_test(test_refusals_are_logged_and_closed),
         cmocka_unit_test(test_pool_full_and_sigterm),
+        cmocka_unit_test(test_connect_mode_and_unix_listen),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
