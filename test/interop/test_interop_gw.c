@@ -87,19 +87,8 @@ static void gw_start(struct gw *g, const char *name, const char *settings)
 /* Wait (bounded) for text to appear in the gateway's log. */
 static bool gw_logged(const struct gw *g, const char *text)
 {
-    int64_t end = tp_now_ms() + 5000;
-    static char buf[1 << 16];
-    do {
-        FILE *f = fopen(g->log, "r");
-        if (f != NULL) {
-            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-            fclose(f);
-            buf[n] = '\0';
-            if (strstr(buf, text) != NULL)
-                return true;
-        }
-        tp_sleep_ms(20);
-    } while (tp_now_ms() < end);
+    if (tp_file_has(g->log, text, 5000))
+        return true;
     print_error("not in %s: \"%s\"\n", g->log, text);
     return false;
 }

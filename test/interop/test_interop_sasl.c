@@ -147,25 +147,12 @@ static int peer_finish(void)
 
 static bool log_has(const char *text)
 {
-    static char buf[1 << 16];
-    FILE *f = fopen(R.log, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    return strstr(buf, text) != NULL;
+    return tp_file_has(R.log, text, 0);
 }
 
 static void show_log(void)
 {
-    char line[512];
-    FILE *f = fopen(R.log, "r");
-    if (f == NULL)
-        return;
-    while (fgets(line, sizeof(line), f) != NULL)
-        print_error("  peer: %s", line);
-    fclose(f);
+    tp_print_file(R.log, "  peer: ");
 }
 
 static void our_tls(bool server)
@@ -206,32 +193,57 @@ static void fill_pattern(void)
         data_out[i] = conform_byte(i);
 }
 
-/* Our client against the peer's server; the peer echoes 1 MiB. */
-static void client_case(enum peer_lib lib, const struct icase *c, const char *password,
-                        int want)
+/* The peer's command line: the other role of ours, the case's mechanism,
+ * qop and TLS; a server echoes 1 MiB, a client sends it and checks the echo. */
+static void peer_args(const char **args, const struct icase *c, bool peer_is_client,
+                      const char *password)
 {
-    char echo[16];
-    snprintf(echo, sizeof(echo), "%u", DATA_LEN);
+    static char count[16], cert[300], key[300], ca[300];
     const char *pki = np_pki("pki-ecdsa");
-    char cert[300], key[300];
+    snprintf(count, sizeof(count), "%u", DATA_LEN);
     snprintf(cert, sizeof(cert), "%s/server-cert.pem", pki);
     snprintf(key, sizeof(key), "%s/server-key.pem", pki);
-    const char *args[24] = {"--role", "server", "--mech", sc_sasl_mech_name(c->mech),
-                            "--user", "alice", "--pass", PASSWORD, "--realm", "sechan",
-                            "--qop", qop_arg(c->qop), "--echo", echo};
-    size_t n = 14;
+    snprintf(ca, sizeof(ca), "%s/ca-cert.pem", pki);
+    size_t n = 0;
+    args[n++] = "--role";
+    args[n++] = peer_is_client ? "client" : "server";
+    args[n++] = "--mech";
+    args[n++] = sc_sasl_mech_name(c->mech);
+    args[n++] = "--user";
+    args[n++] = "alice";
+    args[n++] = "--pass";
+    args[n++] = password;
+    args[n++] = "--realm";
+    args[n++] = "sechan";
+    args[n++] = "--qop";
+    args[n++] = qop_arg(c->qop);
+    args[n++] = peer_is_client ? "--send" : "--echo";
+    args[n++] = count;
     if (c->qop == SC_SASL_QOP_CONF) {
         args[n++] = "--cipher";
         args[n++] = "des";
     }
-    if (c->tls) {
+    if (c->tls && peer_is_client) {
+        args[n++] = "--tls-client";
+        args[n++] = ca;
+    } else if (c->tls) {
         args[n++] = "--tls-server";
         args[n++] = cert;
         args[n++] = key;
+    }
+    if (c->tls) {
         args[n++] = "--cb";
         args[n++] = cb_arg(c->cb);
     }
     args[n] = NULL;
+}
+
+/* Our client against the peer's server; the peer echoes 1 MiB. */
+static void client_case(enum peer_lib lib, const struct icase *c, const char *password,
+                        int want)
+{
+    const char *args[24];
+    peer_args(args, c, false, PASSWORD);
     peer_start(lib, args);
     struct sc_sasl_binding bind;
     bool bound = false;
@@ -286,25 +298,8 @@ static void client_case(enum peer_lib lib, const struct icase *c, const char *pa
 static void server_case(enum peer_lib lib, const struct icase *c, const char *password,
                         int want)
 {
-    char send[16];
-    snprintf(send, sizeof(send), "%u", DATA_LEN);
-    char ca[300];
-    snprintf(ca, sizeof(ca), "%s/ca-cert.pem", np_pki("pki-ecdsa"));
-    const char *args[24] = {"--role", "client", "--mech", sc_sasl_mech_name(c->mech),
-                            "--user", "alice", "--pass", password, "--realm", "sechan",
-                            "--qop", qop_arg(c->qop), "--send", send};
-    size_t n = 14;
-    if (c->qop == SC_SASL_QOP_CONF) {
-        args[n++] = "--cipher";
-        args[n++] = "des";
-    }
-    if (c->tls) {
-        args[n++] = "--tls-client";
-        args[n++] = ca;
-        args[n++] = "--cb";
-        args[n++] = cb_arg(c->cb);
-    }
-    args[n] = NULL;
+    const char *args[24];
+    peer_args(args, c, true, password);
     peer_start(lib, args);
     struct sc_sasl_binding bind;
     bool bound = false;

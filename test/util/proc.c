@@ -489,3 +489,33 @@ const char *tp_build_dir(void)
     const char *d = getenv("SECHAN_TEST_DIR");
     return (d != NULL && d[0] != '\0') ? d : "build/test";
 }
+
+bool tp_file_has(const char *path, const char *text, int wait_ms)
+{
+    static char buf[1 << 16];
+    int64_t end = tp_now_ms() + wait_ms;
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        if (f != NULL) {
+            size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+            fclose(f);
+            buf[n] = '\0';
+            if (strstr(buf, text) != NULL)
+                return true;
+        }
+        if (tp_now_ms() >= end)
+            return false;
+        tp_sleep_ms(20);
+    }
+}
+
+void tp_print_file(const char *path, const char *prefix)
+{
+    char line[512];
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return;
+    while (fgets(line, sizeof(line), f) != NULL)
+        fprintf(stderr, "%s%s", prefix, line);
+    fclose(f);
+}

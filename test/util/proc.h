@@ -89,6 +89,12 @@ bool tp_have_program(const char *name);
  * skip, when a peer program is missing. */
 bool tp_in_ci(void);
 
+/* Does the file (its first 64 KiB) hold text? Polls until wait_ms passed
+ * (0: look once); for logs that a peer is still writing. */
+bool tp_file_has(const char *path, const char *text, int wait_ms);
+/* Copy a file (a peer's log) to stderr, each line after prefix. */
+void tp_print_file(const char *path, const char *prefix);
+
 /* $SECHAN_TEST_DIR if set and non-empty, else "build/test". */
 const char *tp_build_dir(void);
 
