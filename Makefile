@@ -104,9 +104,10 @@ $(HOST)/test/fwdisk: test/qemu/fwdisk.c boards/common/fwapp.h
 	@mkdir -p $(@D)
 	$(CC) -std=c11 -O2 $(WARN) -Iinclude -Iboards/common -o $@ $<
 
-# ---- firmware: every bare-metal board in both variants (mk/firmware.mk) ----
+# ---- firmware: every bare-metal board in every variant (mk/firmware.mk) ----
 FW_BOARDS := mps2-an385 riscv-virt
-FW_VARIANTS := psk x509
+# sasl-digest and sasl-scram reach qemu-nbd through sechan-gw (SASL).
+FW_VARIANTS := psk x509 sasl-digest sasl-scram
 QEMU_SUITES := test/qemu/virtio-selftest/run.sh test/qemu/test_qemu_firmware.sh
 
 firmware: $(MBEDTLS_STAMP) pki
@@ -141,13 +142,13 @@ guests: agents
 	$(GUEST_ENV) scripts/linux-guest.sh $(BUILD)/qemu/linux/x509 $(HOST)/agent-x509/sechan-agent
 
 # The firmware under QEMU against qemu-nbd (also part of make test).
-qemu: firmware guests $(HOST)/test/fwdisk
+qemu: firmware guests $(HOST)/test/fwdisk $(HOST)/sechan-gw
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) \
 		scripts/run-tests.sh $(QEMU_SUITES)
 
 # Flash and RAM per module, arena and stack high-water marks, against
 # boards/budget.txt (fails past a limit).
-size: firmware $(HOST)/test/fwdisk
+size: firmware $(HOST)/test/fwdisk $(HOST)/sechan-gw
 	SECHAN_PKI_DIR=$(TEST_DIR)/pki-out SECHAN_TEST_DIR=$(TEST_DIR) scripts/size.sh
 
 pki: $(TEST_DIR)/pki-out/.done

@@ -4,12 +4,26 @@
 #
 #   run-board.sh BOARD VARIANT TRANSPORT DISK LOG [CREDS_DIR] [TIMEOUT_S]
 #
-# BOARD mps2-an385 | riscv-virt | linux-agent; VARIANT psk | x509;
-# TRANSPORT uart | virtio (linux-agent: virtio, its virtio-serial port).
+# BOARD mps2-an385 | riscv-virt | linux-agent; VARIANT psk | x509 |
+# sasl-digest | sasl-scram; TRANSPORT uart | virtio (linux-agent: virtio,
+# its virtio-serial port).
 # qemu-nbd exports DISK (raw) with TLS credentials from CREDS_DIR (default:
 # the test PKI's psk/ or pki-ecdsa/). The firmware's console goes to LOG
 # and to stdout. Exits with the firmware's status (QEMU passes it on), 124
-# if QEMU had to be stopped at the timeout, 125 if qemu-nbd did not start.
+# if QEMU had to be stopped at the timeout, 125 if qemu-nbd or the gateway
+# did not start.
+#
+# The SASL variants go through the gateway: qemu-nbd exports DISK in plain
+# as "alice" on a unix socket (in a temporary directory), and sechan-gw
+# (config in LOG.gw.conf, log in LOG.gw) listens on 127.0.0.1 for the
+# board's chardev, authenticates it (sasl-digest: plaintext, DIGEST-MD5
+# auth-conf; sasl-scram: TLS PSK from the test PKI, then SCRAM) and routes
+# fw-alice there. For them CREDS_DIR is instead the gateway's credentials
+# FILE (default: the test users fw-alice and fw-bob with the passwords the
+# images hold, made from build/test/fw-users/*.pass).
+# RUN_BOARD_GW_EXTRA=FILE appends FILE's lines to the gateway's config
+# (more routes); RUN_BOARD_IMAGE=bob boots bob.elf (fw-bob asking for
+# fw-alice's export).
 #
 # For make bench-qemu: RUN_BOARD_IMAGE=bench boots the bench image
 # (boards/common/fwbench.c) instead of the application, and
@@ -23,7 +37,9 @@ creds=${6:-}
 limit=${7:-60}
 image=${RUN_BOARD_IMAGE:-firmware}
 peer=${RUN_BOARD_PEER:-nbd}
-case "$image" in firmware|bench) ;; *) echo "run-board: no such image: $image" >&2; exit 2 ;; esac
+case "$image" in firmware|bench|bob) ;; *) echo "run-board: no such image: $image" >&2; exit 2 ;; esac
+sasl=
+case "$variant" in sasl-*) sasl=$variant ;; esac
 case "$peer" in nbd|nbdkit|echo:[0-9]*) ;; *) echo "run-board: no such peer: $peer" >&2; exit 2 ;; esac
 if [ "$board" = linux-agent ]; then
     elf=build/host/agent-$variant/sechan-agent
@@ -45,20 +61,45 @@ else
     elf=build/fw/$board-$variant/$image.elf
     [ -f "$elf" ] || { echo "run-board: $elf is not built (make firmware)" >&2; exit 2; }
 fi
-if [ -z "$creds" ]; then
+users=${SECHAN_FW_USERS:-build/test/fw-users}
+gw=build/host/sechan-gw
+if [ -n "$sasl" ]; then
+    [ -x "$gw" ] || { echo "run-board: $gw is not built (make tools)" >&2; exit 2; }
+    [ "$peer" = nbd ] ||
+        { echo "run-board: the SASL variants have the gateway as their peer" >&2; exit 2; }
+    if [ -z "$creds" ]; then
+        # The gateway's side of the compiled-in test users: made again
+        # whenever a password file is newer.
+        creds=$users/gw.creds
+        if [ ! -s "$creds" ] || [ "$users/fw-alice.pass" -nt "$creds" ] ||
+            [ "$users/fw-bob.pass" -nt "$creds" ]; then
+            tmp=$creds.$$.tmp
+            rm -f "$tmp"
+            for u in fw-alice fw-bob; do
+                "$gw" adduser "$tmp" "$u" --realm sechan <"$users/$u.pass" 2>/dev/null ||
+                    { echo "run-board: cannot add $u to the gateway's credentials" >&2; exit 2; }
+            done
+            mv "$tmp" "$creds"
+        fi
+    fi
+    creds=$(cd "$(dirname "$creds")" && pwd)/$(basename "$creds")
+elif [ -z "$creds" ]; then
     if [ "$variant" = psk ]; then creds=$pki/psk; else creds=$pki/pki-ecdsa; fi
 fi
-creds=$(cd "$creds" && pwd)   # qemu-nbd wants absolute paths
+[ -n "$sasl" ] || creds=$(cd "$creds" && pwd)   # qemu-nbd wants absolute paths
 [ "${peer%%:*}" = echo ] || disk=$(cd "$(dirname "$disk")" && pwd)/$(basename "$disk")
 
 peer_pid=
+gw_pid=
 qemu_pid=
+sock_dir=
 cleanup() {
     # End only what this script started, by PID.
-    for p in $qemu_pid $peer_pid; do
+    for p in $qemu_pid $gw_pid $peer_pid; do
         kill "$p" 2>/dev/null || true
     done
     wait 2>/dev/null || true
+    [ -z "$sock_dir" ] || rm -rf "$sock_dir"
 }
 trap cleanup EXIT
 
@@ -76,8 +117,53 @@ else
     tls_obj="tls-creds-x509,id=tls0,endpoint=server,dir=$creds"
 fi
 
+# The SASL variants: qemu-nbd in plain on a unix socket, exporting DISK by
+# the name fw-alice's image asks for (mk/firmware.mk), and the gateway in
+# front of it on a port of its own choosing (it prints it).
+start_gateway() {
+    # qemu-nbd wants an absolute socket path, and unix paths are short.
+    sock_dir=$(mktemp -d /tmp/sechan-rb.XXXXXX)
+    local sock=$sock_dir/nbd.sock conf=$log.gw.conf
+    timeout --kill-after=5 $((limit + 30)) qemu-nbd -f raw -x alice -k "$sock" "$disk" \
+        2>>"$log.nbd" &
+    peer_pid=$!
+    for _ in $(seq 100); do
+        [ -S "$sock" ] && break
+        kill -0 "$peer_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ -S "$sock" ] || { echo "run-board: qemu-nbd did not start (see $log.nbd)" >&2; exit 125; }
+    {
+        echo "listen tcp:127.0.0.1:0"
+        if [ "$sasl" = sasl-scram ]; then
+            echo "tls psk $(cd "$pki/psk" && pwd)/keys.psk"
+        else
+            echo "tls off"
+            echo "sasl-qop auth-conf"
+        fi
+        echo "sasl required"
+        echo "credentials $creds"
+        echo "route fw-alice unix:$sock"
+        [ -z "${RUN_BOARD_GW_EXTRA:-}" ] || cat "$RUN_BOARD_GW_EXTRA"
+    } >"$conf"
+    : >"$log.gw"
+    timeout --kill-after=5 $((limit + 30)) "$gw" serve "$conf" 2>>"$log.gw" &
+    gw_pid=$!
+    port=
+    for _ in $(seq 100); do
+        port=$(sed -n 's/^sechan-gw: listening on tcp:127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$log.gw")
+        [ -n "$port" ] && break
+        kill -0 "$gw_pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    [ -n "$port" ] || { echo "run-board: the gateway did not start (see $log.gw)" >&2; exit 125; }
+}
+
+[ -z "$sasl" ] || start_gateway
+
 # A free port: try a few at random; qemu-nbd fails at once if one is taken.
 for attempt in 1 2 3 4 5 6 7 8; do
+    [ -z "$sasl" ] || break
     port=$((20000 + RANDOM % 20000))
     listening "$port" && continue
     if [ "$peer" = nbd ]; then

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """make size: what each firmware image costs, per module, against a budget.
 
-For every bare-metal board and variant built under build/fw/:
+For every bare-metal board and variant built under build/fw/ (psk, x509,
+and the SASL variants sasl-digest and sasl-scram, measured through
+sechan-gw):
   - flash (text + rodata + initialised data) and RAM (data + bss) per module,
     read off the linker map;
   - the stack: the worst case over the call graph (-fcallgraph-info=su), with
@@ -18,7 +20,14 @@ import sys
 
 BUILD = os.environ.get("SECHAN_BUILD", "build")
 TEST_DIR = os.environ.get("SECHAN_TEST_DIR", "build/test")
-MODULES = ["core", "port", "transports", "tls", "nbd", "mbedtls", "board", "libc"]
+MODULES = ["core", "port", "transports", "tls", "sasl-lite", "nbd", "mbedtls", "board", "libc"]
+VARIANTS = ["psk", "x509", "sasl-digest", "sasl-scram"]
+DESCRIPTION = {
+    "psk": "TLS 1.3 PSK",
+    "x509": "TLS 1.3 ECDHE-ECDSA P-256",
+    "sasl-digest": "SASL DIGEST-MD5 auth-conf 3DES, no TLS",
+    "sasl-scram": "TLS 1.3 PSK + SASL SCRAM-SHA-256-PLUS",
+}
 TOOLS = {"mps2-an385": "arm-none-eabi-", "riscv-virt": "riscv64-unknown-elf-"}
 CALL_RELOCS = {"R_ARM_THM_CALL", "R_ARM_CALL", "R_ARM_JUMP24", "R_ARM_THM_JUMP24",
                "R_ARM_THM_JUMP11", "R_ARM_THM_JUMP8", "R_ARM_PC24",
@@ -32,7 +41,7 @@ LIBC_FRAME = 256
 def module_of(path):
     if "libmbedtls.a" in path or "/mbedtls/" in path:
         return "mbedtls"
-    for m in ("core", "port", "transports", "tls", "nbd"):
+    for m in ("core", "port", "transports", "tls", "sasl-lite", "nbd"):
         if "/obj/%s/" % m in path:
             return m
     if "/obj/boards/" in path or path.endswith("/obj/creds.o"):
@@ -78,6 +87,24 @@ def parse_map(path):
             sizes[mod][1] += size
         pending = None
     return sizes, stack
+
+
+def app_contexts(path, obj_suffix):
+    """Static objects of one application object (name, bytes) off the map:
+    the SASL contexts and buffers fwsasl.c hands to sasl-lite."""
+    found = []
+    pending = None
+    for line in open(path, encoding="utf-8", errors="replace"):
+        m = re.match(r"^ \.(?:bss|data)\.(\w+)\s*$", line)
+        if m:
+            pending = m.group(1)
+            continue
+        m = re.match(r"^ (?:\.(?:bss|data)\.(\w+))?\s+0x[0-9a-f]+\s+0x([0-9a-f]+)\s+(\S+)", line)
+        name = (m.group(1) or pending) if m else None
+        pending = None
+        if m and name and m.group(3).endswith(obj_suffix):
+            found.append((name, int(m.group(2), 16)))
+    return found
 
 
 def address_taken(objs, prefix):
@@ -191,7 +218,7 @@ def main():
             budget[(parts[0], parts[1])] = (int(parts[2]), int(parts[3]))
     failed = []
     for board in sorted(TOOLS):
-        for variant in ("psk", "x509"):
+        for variant in VARIANTS:
             out = os.path.join(BUILD, "fw", "%s-%s" % (board, variant))
             if not os.path.exists(os.path.join(out, "firmware.elf")):
                 print("size: %s-%s is not built" % (board, variant))
@@ -207,13 +234,16 @@ def main():
             arena_hw, stack_hw = measure(board, variant)
             flash = sum(v[0] for v in sizes.values())
             ram = sum(v[1] for v in sizes.values()) + stack_rsv
-            print("\n== %s %s (TLS 1.3 %s)" % (board, variant, "PSK" if variant == "psk"
-                                                  else "ECDHE-ECDSA P-256"))
+            print("\n== %s %s (%s)" % (board, variant, DESCRIPTION[variant]))
             print("  %-11s %9s %9s" % ("module", "flash", "RAM"))
             for m in MODULES:
                 print("  %-11s %9d %9d" % (m, sizes[m][0], sizes[m][1]))
             print("  %-11s %9s %9d" % ("stack", "", stack_rsv))
             print("  %-11s %9d %9d" % ("total", flash, ram))
+            ctx = app_contexts(os.path.join(out, "firmware.map"), "/boards/common/fwsasl.o")
+            if ctx:
+                print("  SASL contexts and buffers (in board RAM, caller-allocated): %s = %d"
+                      % (", ".join("%s %d" % c for c in ctx), sum(c[1] for c in ctx)))
             print("  Mbed TLS arena: %d bytes (in tls RAM), high-water %s in a run"
                   % (arena_size(board, variant), arena_hw if arena_hw is not None else "n/a"))
             print("  stack: worst case %d bytes over the call graph (%d per libc call; indirect"

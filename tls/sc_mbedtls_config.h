@@ -87,6 +87,27 @@ time_t sc_mbedtls_time(time_t *t);
 #define MBEDTLS_SSL_OUT_CONTENT_LEN 2048
 #endif
 #define MBEDTLS_SSL_MAX_EARLY_DATA_SIZE 0
+#if defined(SC_SASL_FW)
+/* ---- The SASL variants only (SC_SASL_FW_DIGEST: DIGEST-MD5 auth-conf on
+ * a plaintext link; SC_SASL_FW_SCRAM: SCRAM-SHA-256(-PLUS) inside TLS PSK),
+ * so the PSK and X.509 images stay as they are. sasl-lite dispatches to
+ * every mechanism, so both images link both engines: PBKDF2 (SCRAM) and
+ * base64 (nonces, SCRAM) are needed by both. MD5 and DES-CBC only where
+ * DIGEST-MD5 runs; without MD5_C the SCRAM image's dead DIGEST-MD5 code
+ * links and would fail cleanly. SHA-1 is left out: the firmware offers
+ * only SCRAM-SHA-256, never SCRAM-SHA-1. */
+/* Flash on Cortex-M3 -Os, measured in these images. */
+#define MBEDTLS_PKCS5_C                   /* PBKDF2: 0.4 KB */
+#define MBEDTLS_BASE64_C                  /* 0.8 KB */
+#if defined(SC_SASL_FW_DIGEST)
+#define MBEDTLS_MD5_C                     /* DIGEST-MD5, HMAC-MD5 of the layer: 2.2 KB */
+#define MBEDTLS_DES_C                     /* auth-conf 3DES: 5.4 KB (tables in flash) */
+#define MBEDTLS_CIPHER_MODE_CBC           /* 0.7 KB with the cipher table's entries */
+#endif
+#if defined(SC_SASL_FW_SCRAM)
+#define MBEDTLS_SSL_KEYING_MATERIAL_EXPORT /* tls-exporter for -PLUS: 0.3 KB */
+#endif
+#endif /* SC_SASL_FW */
 
 #else /* !SC_TLS_FW: the full build (host tools, small boards that serve) */
 

@@ -9,15 +9,23 @@
 #include "sechan/nbd.h"
 #include "sechan/port.h"
 #include "sechan/tls.h"
+#if defined(SC_SASL_FW)
+#include "fwsasl.h"
+#endif
 
 /* Static: nothing of the session lives on the stack. */
 static struct sc_nbd_conn fw_conn;
+#if !defined(SC_SASL_FW_DIGEST)
 static struct sc_tls_creds fw_creds;
+#endif
 static uint8_t fw_buf[FW_IO_CHUNK];
+#if defined(SC_SASL_FW)
+static char fw_line[288];  /* the result line also describes SASL */
+#else
 static char fw_line[224];
+#endif
 
-static int fw_fail(const struct fw_env *env, int status, const char *step, int err,
-                   const char *msg)
+int fw_fail(const struct fw_env *env, int status, const char *step, int err, const char *msg)
 {
     snprintf(fw_line, sizeof(fw_line), "sechan-fw: board=%s result=FAIL step=%s err=%s(%d) msg=%s",
              env->board, step, sc_strerror(err), err, msg != NULL ? msg : "");
@@ -25,7 +33,8 @@ static int fw_fail(const struct fw_env *env, int status, const char *step, int e
     return status;
 }
 
-static int fw_setup_creds(const struct fw_env *env, struct sc_tls_config *tc)
+#if !defined(SC_SASL_FW_DIGEST)
+int fw_tls_setup(const struct fw_env *env, struct sc_tls_config *tc)
 {
     int r = sc_tls_global_init(NULL, 0);
     if (r != 0)
@@ -52,6 +61,7 @@ static int fw_setup_creds(const struct fw_env *env, struct sc_tls_config *tc)
         return fw_fail(env, FW_EXIT_INIT, "credentials", r, sc_tls_creds_errmsg(&fw_creds));
     return 0;
 }
+#endif
 
 /* Read [0, FW_READ_BYTES) and compare with the pattern. */
 static int fw_check_pattern(const struct fw_env *env, uint64_t deadline)
@@ -99,22 +109,47 @@ static int fw_write_block(const struct fw_env *env, uint32_t tag, uint64_t deadl
     return 0;
 }
 
+#if !defined(SC_SASL_FW_DIGEST)
+void fw_tls_describe(const struct sc_tls *t, char *buf, size_t cap)
+{
+    struct sc_tls_info ti;
+    sc_tls_get_info(t, &ti);
+    snprintf(buf, cap, "tls=%s auth=%s suite=%s records=%lu/%lu", ti.version,
+             ti.psk ? "psk" : "x509", ti.ciphersuite, (unsigned long)ti.max_in_record,
+             (unsigned long)ti.max_out_record);
+}
+#endif
+
 int fw_run(const struct fw_env *env)
 {
     uint64_t start = sc_port_now_ms();
     uint64_t deadline = start + env->timeout_ms;
-    struct sc_tls_config tc;
-    int r = fw_setup_creds(env, &tc);
-    if (r != 0)
-        return r;
-
-    /* Negotiation and the TLS handshake get a bound of their own: a server
-     * that rejects our key or certificate may just hang up, and over a
-     * UART a hang-up looks like silence. */
-    struct sc_nbd_client_config nc = {.export_name = "", .tls = SC_NBD_TLS_REQUIRE};
+    /* Negotiation and the TLS handshake (and SASL) get a bound of their
+     * own: a server that rejects our key or certificate may just hang up,
+     * and over a UART a hang-up looks like silence. */
     uint64_t connect_deadline = start + FW_CONNECT_TIMEOUT_MS;
-    r = sc_nbd_connect(&fw_conn, env->peer, &nc, &tc,
-                       connect_deadline < deadline ? connect_deadline : deadline);
+    if (connect_deadline > deadline)
+        connect_deadline = deadline;
+    int r;
+#if defined(SC_SASL_FW)
+    /* The link is secured below NBD: no STARTTLS, the gateway's export. */
+    struct sc_channel *ch = NULL;
+    if ((r = fw_sasl_open(env, connect_deadline, &ch)) != 0)
+        return r;
+    struct sc_nbd_client_config nc = {.export_name = fw_nbd_export, .tls = SC_NBD_TLS_OFF};
+    r = sc_nbd_connect(&fw_conn, ch, &nc, NULL, connect_deadline);
+    if (r != 0) {
+        r = fw_fail(env, FW_EXIT_CONNECT, "connect", r, sc_nbd_conn_errmsg(&fw_conn));
+        fw_sasl_abort();
+        return r;
+    }
+#else
+    struct sc_tls_config tc;
+    if ((r = fw_tls_setup(env, &tc)) != 0)
+        return r;
+    struct sc_nbd_client_config nc = {.export_name = "", .tls = SC_NBD_TLS_REQUIRE};
+    r = sc_nbd_connect(&fw_conn, env->peer, &nc, &tc, connect_deadline);
+#endif
     if (r != 0)
         return fw_fail(env, FW_EXIT_CONNECT, "connect", r, sc_nbd_conn_errmsg(&fw_conn));
     uint64_t t_connected = sc_port_now_ms();
@@ -132,19 +167,27 @@ int fw_run(const struct fw_env *env)
     if ((r = fw_write_block(env, tag, deadline)) != 0)
         return r;
 
-    struct sc_tls_info ti;
-    sc_tls_get_info(&fw_conn.tls, &ti);
+    /* The line starts with what secured the link, described while the
+     * session is still up. */
+    int n = snprintf(fw_line, sizeof(fw_line), "sechan-fw: board=%s ", env->board);
+#if defined(SC_SASL_FW)
+    fw_sasl_describe(fw_line + n, sizeof(fw_line) - (size_t)n);
+#else
+    fw_tls_describe(&fw_conn.tls, fw_line + n, sizeof(fw_line) - (size_t)n);
+#endif
     r = sc_nbd_close(&fw_conn, deadline);
     if (r != 0)
         return fw_fail(env, FW_EXIT_CLOSE, "close", r, sc_nbd_conn_errmsg(&fw_conn));
+#if defined(SC_SASL_FW)
+    if ((r = fw_sasl_close(env, deadline)) != 0)
+        return r;
+#endif
     uint64_t end = sc_port_now_ms();
 
-    snprintf(fw_line, sizeof(fw_line),
-             "sechan-fw: board=%s tls=%s auth=%s suite=%s records=%lu/%lu "
-             "read=%lu ok write=%lu@%lu tag=%08lx flush=ok readback=ok "
+    n = (int)strlen(fw_line);
+    snprintf(fw_line + n, sizeof(fw_line) - (size_t)n,
+             " read=%lu ok write=%lu@%lu tag=%08lx flush=ok readback=ok "
              "ms=%lu/%lu/%lu arena=%lu result=PASS",
-             env->board, ti.version, ti.psk ? "psk" : "x509", ti.ciphersuite,
-             (unsigned long)ti.max_in_record, (unsigned long)ti.max_out_record,
              (unsigned long)FW_READ_BYTES, (unsigned long)FW_WRITE_BYTES,
              (unsigned long)FW_WRITE_OFFSET, (unsigned long)tag,
              (unsigned long)(t_connected - start), (unsigned long)(t_read - t_connected),

@@ -1,5 +1,9 @@
 /* The firmware application shared by every board: NBD over STARTTLS to the
- * host's server, through whatever channel the board opened.
+ * host's server, through whatever channel the board opened. The SASL
+ * variants (SC_SASL_FW, fwsasl.h) secure the channel first instead and run
+ * NBD without STARTTLS through a gateway (sechan-gw): DIGEST-MD5 auth-conf
+ * on the plaintext link (sasl-digest), or SCRAM-SHA-256 inside TLS 1.3 PSK
+ * (sasl-scram).
  *
  * It reads the start of the export and checks the pattern the test wrote
  * (fw_pattern_byte), writes one block with FUA at FW_WRITE_OFFSET whose
@@ -7,6 +11,7 @@
  * prints one result line:
  *
  *   sechan-fw: board=B tls=TLSv1.3 auth=psk read=N ok write=N@OFF tag=T flush=ok readback=ok result=PASS
+ *   sechan-fw: board=B sasl=DIGEST-MD5 qop=auth-conf cipher=3des ... result=PASS
  *   sechan-fw: board=B result=FAIL step=S err=NAME(CODE) msg=...
  *
  * and returns the exit status (FW_EXIT_*), which the board reports to the
@@ -29,7 +34,7 @@
 enum fw_exit {
     FW_EXIT_PASS = 0,
     FW_EXIT_INIT = 1,      /* TLS or credentials could not be set up */
-    FW_EXIT_CONNECT = 2,   /* NBD negotiation or TLS handshake failed */
+    FW_EXIT_CONNECT = 2,   /* NBD negotiation, TLS handshake or SASL failed */
     FW_EXIT_READ = 3,      /* a read failed */
     FW_EXIT_PATTERN = 4,   /* the export does not hold the expected pattern */
     FW_EXIT_WRITE = 5,
@@ -61,5 +66,14 @@ struct fw_env {
 
 /* Run once; returns an FW_EXIT_* status. */
 int fw_run(const struct fw_env *env);
+
+/* Shared by fwapp.c and fwsasl.c: print the FAIL line, return status. */
+int fw_fail(const struct fw_env *env, int status, const char *step, int err, const char *msg);
+struct sc_tls_config;
+struct sc_tls;
+/* Mbed TLS's arena and the compiled-in TLS credentials into *tc. */
+int fw_tls_setup(const struct fw_env *env, struct sc_tls_config *tc);
+/* "tls=V auth=psk|x509 suite=S records=IN/OUT" of a finished session. */
+void fw_tls_describe(const struct sc_tls *t, char *buf, size_t cap);
 
 #endif

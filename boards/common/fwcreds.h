@@ -15,10 +15,16 @@ extern const uint8_t fw_cert_der[];    /* ours, for servers that verify clients 
 extern const size_t fw_cert_der_len;
 extern const uint8_t fw_key_der[];
 extern const size_t fw_key_der_len;
-#else
+#elif !defined(SC_SASL_FW_DIGEST)      /* psk, and the TLS below sasl-scram */
 extern const char fw_psk_identity[];
 extern const uint8_t fw_psk_key[];
 extern const size_t fw_psk_key_len;
+#endif
+
+#if defined(SC_SASL_FW)
+extern const char fw_sasl_user[];      /* the SASL identity the gateway routes by */
+extern const char fw_sasl_password[];
+extern const char fw_nbd_export[];     /* the export asked for behind the gateway */
 #endif
 
 #endif

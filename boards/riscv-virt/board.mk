@@ -9,4 +9,7 @@ BOARD_ASM := boards/riscv-virt/start.S
 # Pointers are twice as wide as on Cortex-M: Mbed TLS needs more arena.
 ARENA_psk := 16384
 ARENA_x509 := 28672
+ARENA_sasl-digest := 2048
+ARENA_sasl-scram := 16384
 FW_STACK := 8192
+FW_STACK_sasl-scram := 10240
