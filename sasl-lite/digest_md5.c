@@ -133,8 +133,10 @@ static int parse_maxbuf(const char *v, size_t len, uint32_t *out)
             return SC_ERR_PROTO;
         x = x * 10 + (uint32_t)(v[i] - '0');
     }
-    if (x < SC_SASL_MAXBUF_MIN || x > SC_SASL_MAXBUF_MAX)
-        return SC_ERR_PROTO;
+    if (x <= 16 || x > SC_SASL_MAXBUF_MAX)
+        return SC_ERR_PROTO;  /* RFC 2831: bigger than 16 */
+    if (x < SC_SASL_MAXBUF_MIN)
+        return SC_ERR_SASL_POLICY;  /* legal, but leaves a frame no room */
     *out = x;
     return SC_OK;
 }
@@ -336,8 +338,11 @@ static int client_challenge(struct sasl_impl *im, const char *in, size_t in_len,
             d->ciphers = list_bits(val, true);
             have_cipher = true;
         } else if (strcmp(name, "maxbuf") == 0) {
-            if (have_maxbuf || parse_maxbuf(val, vlen, &peer_maxbuf) != 0)
-                return sasl_fail(im, SC_ERR_PROTO, "DIGEST-MD5: bad maxbuf in the challenge");
+            r = have_maxbuf ? SC_ERR_PROTO : parse_maxbuf(val, vlen, &peer_maxbuf);
+            if (r != 0)
+                return sasl_fail(im, r, "DIGEST-MD5: maxbuf \"%s\" in the challenge: %s", val,
+                                 r == SC_ERR_PROTO ? "malformed or repeated"
+                                                   : "below the 64 bytes a frame needs");
             have_maxbuf = true;
         } else if (strcmp(name, "charset") == 0) {
             if (strcmp(val, "utf-8") != 0)
@@ -369,11 +374,25 @@ static int client_challenge(struct sasl_impl *im, const char *in, size_t in_len,
                        d->ciphers;
     if ((common & SC_SASL_QOP_CONF) && ciphers == 0)
         common &= ~SC_SASL_QOP_CONF;
+    if (common == 0 && (mine & d->qops & SC_SASL_QOP_CONF))
+        return sasl_fail(im, SC_ERR_SASL_POLICY,
+                         "DIGEST-MD5: the server offers auth-conf only with ciphers our policy "
+                         "refuses (offered:%s%s; we accept:%s%s)",
+                         (d->ciphers & SC_SASL_CIPHER_DES) ? " des" : "",
+                         (d->ciphers & SC_SASL_CIPHER_3DES) ? " 3des" : "",
+                         (cfg->ciphers == 0 || (cfg->ciphers & SC_SASL_CIPHER_DES)) ? " des" : "",
+                         (cfg->ciphers == 0 || (cfg->ciphers & SC_SASL_CIPHER_3DES)) ? " 3des"
+                                                                                     : "");
     if (common == 0)
         return sasl_fail(im, SC_ERR_SASL_POLICY,
                          "DIGEST-MD5: the server offers only a security layer our policy "
-                         "refuses (qop offered 0x%x, we accept 0x%x)",
-                         d->qops, mine);
+                         "refuses (offered:%s%s%s; we accept:%s%s%s)",
+                         (d->qops & SC_SASL_QOP_AUTH) ? " auth" : "",
+                         (d->qops & SC_SASL_QOP_INT) ? " auth-int" : "",
+                         (d->qops & SC_SASL_QOP_CONF) ? " auth-conf" : "",
+                         (mine & SC_SASL_QOP_AUTH) ? " auth" : "",
+                         (mine & SC_SASL_QOP_INT) ? " auth-int" : "",
+                         (mine & SC_SASL_QOP_CONF) ? " auth-conf" : "");
     unsigned qop = (common & SC_SASL_QOP_CONF)  ? SC_SASL_QOP_CONF
                    : (common & SC_SASL_QOP_INT) ? SC_SASL_QOP_INT
                                                 : SC_SASL_QOP_AUTH;

@@ -290,19 +290,18 @@ static int client_server_first(struct sasl_impl *im, const char *msg, size_t len
                          (unsigned long)iter, SC_SASL_ITER_MIN, SC_SASL_ITER_MAX);
     /* Extensions after i= are allowed and ignored (RFC 5802 section 5.1). */
 
-    /* client-final-message-without-proof */
-    char cfwp[SASL_NONCE_MAX * 2 + sizeof(sc->gs2) * 2 + SC_SASL_CB_MAX * 2 + 16];
-    struct sasl_text t = {.buf = cfwp, .cap = sizeof(cfwp)};
-    char c64[sizeof(sc->gs2) * 2 + SC_SASL_CB_MAX * 2];
-    size_t c64_len = 0;
-    if (cbind_b64(sc, cfg->binding, c64, sizeof(c64), &c64_len) != 0)
-        return sasl_fail(im, SC_ERR_INTERNAL, "SCRAM: channel binding too long");
+    /* client-final-message-without-proof, built in out (no large locals:
+     * small boards run this on a few KiB of stack) */
+    struct sasl_text t = {.buf = (char *)out, .cap = cap};
     sasl_puts(&t, "c=");
-    sasl_put(&t, c64, c64_len);
+    size_t c64_len = 0;
+    if (t.overflow || cbind_b64(sc, cfg->binding, t.buf + t.len, t.cap - t.len, &c64_len) != 0)
+        return sasl_fail(im, SC_ERR_NOSPACE, "SCRAM: output buffer too small");
+    t.len += c64_len;
     sasl_puts(&t, ",r=");
     sasl_put(&t, sc->nonce, sc->nonce_len);
     if (t.overflow)
-        return sasl_fail(im, SC_ERR_INTERNAL, "SCRAM: client-final too long");
+        return sasl_fail(im, SC_ERR_NOSPACE, "SCRAM: output buffer too small");
 
     /* AuthMessage = bare "," server-first "," without-proof */
     struct sasl_text am = {.buf = sc->transcript, .cap = sizeof(sc->transcript),
@@ -310,7 +309,7 @@ static int client_server_first(struct sasl_impl *im, const char *msg, size_t len
     sasl_puts(&am, ",");
     sasl_put(&am, msg, len);
     sasl_puts(&am, ",");
-    sasl_put(&am, cfwp, t.len);
+    sasl_put(&am, t.buf, t.len);
     if (am.overflow)
         return sasl_fail(im, SC_ERR_TOO_LONG, "SCRAM: server-first-message too long");
     sc->transcript_len = am.len;
@@ -340,9 +339,8 @@ static int client_server_first(struct sasl_impl *im, const char *msg, size_t len
 
     sasl_puts(&t, ",p=");
     sasl_put(&t, p64, p64_len);
-    if (t.overflow || t.len > cap)
+    if (t.overflow)
         return sasl_fail(im, SC_ERR_NOSPACE, "SCRAM: output buffer too small");
-    memcpy(out, t.buf, t.len);
     *out_len = t.len;
     return SC_SASL_CONTINUE;
 }

@@ -48,7 +48,8 @@
 #define SC_SASL_SALT_MAX 64
 #define SC_SASL_ITER_MIN 4096
 #define SC_SASL_ITER_MAX 1000000
-#define SC_SASL_MAXBUF_MIN 17       /* DIGEST-MD5 maxbuf bounds (RFC 2831) */
+#define SC_SASL_MAXBUF_MIN 64       /* DIGEST-MD5 maxbuf bounds: RFC 2831 allows 17, */
+                                    /* but a frame's overhead is up to 29 bytes */
 #define SC_SASL_MAXBUF_MAX 16777215
 #define SC_SASL_MAXBUF_DEFAULT 65536
 

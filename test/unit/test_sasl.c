@@ -444,6 +444,42 @@ static void test_non_ascii_and_limits(void **state)
                      SC_ERR_SASL_POLICY);
 }
 
+/* A maxbuf that RFC 2831 allows but that leaves a frame no room, and an
+ * auth-conf offer with only a cipher we refuse: each named in the error. */
+static void test_digest_challenge_limits(void **state)
+{
+    (void)state;
+    struct sc_sasl_client_config cc = {.user = "chris", .password = "secret",
+                                       .qop = SC_SASL_QOP_CONF,
+                                       .ciphers = SC_SASL_CIPHER_3DES};
+    uint8_t out[1024];
+    size_t n = 0;
+    bool has = false;
+    const char *small = "realm=\"r\",nonce=\"abc\",qop=\"auth-conf\",cipher=\"3des\","
+                        "maxbuf=32,algorithm=md5-sess";
+    assert_int_equal(sc_sasl_client_init(&cli_ctx, &cc), 0);
+    sc_sasl_client_start(&cli_ctx, SC_SASL_DIGEST_MD5, out, sizeof(out), &n, &has);
+    assert_int_equal(sc_sasl_step(&cli_ctx, (const uint8_t *)small, strlen(small), out,
+                                  sizeof(out), &n),
+                     SC_ERR_SASL_POLICY);
+    assert_non_null(strstr(sc_sasl_errmsg(&cli_ctx), "maxbuf"));
+    const char *des_only = "realm=\"r\",nonce=\"abc\",qop=\"auth-conf\",cipher=\"des,rc4\","
+                           "algorithm=md5-sess";
+    assert_int_equal(sc_sasl_client_init(&cli_ctx, &cc), 0);
+    sc_sasl_client_start(&cli_ctx, SC_SASL_DIGEST_MD5, out, sizeof(out), &n, &has);
+    assert_int_equal(sc_sasl_step(&cli_ctx, (const uint8_t *)des_only, strlen(des_only), out,
+                                  sizeof(out), &n),
+                     SC_ERR_SASL_POLICY);
+    print_message("# %s\n", sc_sasl_errmsg(&cli_ctx));
+    assert_non_null(strstr(sc_sasl_errmsg(&cli_ctx), "ciphers our policy refuses"));
+    const char *bad = "realm=\"r\",nonce=\"abc\",maxbuf=16,algorithm=md5-sess";
+    assert_int_equal(sc_sasl_client_init(&cli_ctx, &cc), 0);
+    sc_sasl_client_start(&cli_ctx, SC_SASL_DIGEST_MD5, out, sizeof(out), &n, &has);
+    assert_int_equal(sc_sasl_step(&cli_ctx, (const uint8_t *)bad, strlen(bad), out, sizeof(out),
+                                  &n),
+                     SC_ERR_PROTO);
+}
+
 /* Feed a server raw frame bytes; return the server's error. */
 static int server_fed(const uint8_t *bytes, size_t len)
 {
@@ -616,6 +652,7 @@ int main(void)
         cmocka_unit_test(test_channel_binding_checks),
         cmocka_unit_test(test_non_ascii_and_limits),
         cmocka_unit_test(test_frames_hostile),
+        cmocka_unit_test(test_digest_challenge_limits),
         cmocka_unit_test(test_layer_roundtrip),
         cmocka_unit_test(test_layer_tamper_and_replay),
     };
