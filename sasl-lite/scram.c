@@ -398,14 +398,24 @@ static int server_fail(struct sasl_impl *im, uint8_t *out, size_t cap, size_t *o
 }
 
 /* A decoy verifier for an unknown user, so the exchange looks the same
- * until the proof fails (no user enumeration by a missing salt). */
+ * until the proof fails (no user enumeration by a missing salt). With the
+ * server's decoy key the salt is HMAC(key, user name): the same on every
+ * attempt, as a real user's is. Without one it is random, and a client
+ * that asks twice can tell (documented in sasl.h). */
 static int decoy_secret(struct sasl_impl *im, struct sc_sasl_scram_secret *s)
 {
+    const struct sc_sasl_server_config *cfg = &im->scfg;
     memset(s, 0, sizeof(*s));
-    s->iterations = im->scfg.unknown_iterations != 0 ? im->scfg.unknown_iterations
-                                                     : SC_SASL_ITER_MIN;
+    s->iterations = cfg->unknown_iterations != 0 ? cfg->unknown_iterations : SC_SASL_ITER_MIN;
     s->salt_len = 16;
-    int r = sc_port_entropy(s->salt, s->salt_len);
+    uint8_t mac[32];
+    int r;
+    if (cfg->decoy_key != NULL)
+        r = sasl_hmac(256, cfg->decoy_key, SC_SASL_DECOY_KEY_LEN, "sechan decoy salt", 17,
+                      im->info.user, strlen(im->info.user), mac);
+    else
+        r = sc_port_entropy(mac, sizeof(mac));
+    memcpy(s->salt, mac, s->salt_len);
     if (r == 0)
         r = sc_port_entropy(s->stored_key, sizeof(s->stored_key));
     return r;
@@ -434,7 +444,11 @@ static int server_client_first(struct sasl_impl *im, const char *msg, size_t len
         if (!sc->plus)
             return server_fail(im, out, cap, out_len, "e=other-error", SC_ERR_PROTO,
                                "channel binding requested with a mechanism without -PLUS");
-        if (want == NULL || flag_len != 2 + strlen(want) || memcmp(msg + 2, want, strlen(want)))
+        if (flag_len < 3 || msg[1] != '=')
+            return server_fail(im, out, cap, out_len, "e=other-error", SC_ERR_PROTO,
+                               "bad channel binding flag");
+        if (want == NULL || flag_len != 2 + strlen(want) ||
+            memcmp(msg + 2, want, strlen(want)) != 0)
             return server_fail(im, out, cap, out_len,
                                "e=unsupported-channel-binding-type", SC_ERR_SASL_POLICY,
                                "the client asks for a channel binding type we do not have");

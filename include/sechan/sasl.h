@@ -52,6 +52,7 @@
                                     /* but a frame's overhead is up to 29 bytes */
 #define SC_SASL_MAXBUF_MAX 16777215
 #define SC_SASL_MAXBUF_DEFAULT 65536
+#define SC_SASL_DECOY_KEY_LEN 32
 
 enum sc_sasl_mech {
     SC_SASL_SCRAM_SHA_256_PLUS = 0,
@@ -168,6 +169,11 @@ struct sc_sasl_server_config {
     uint32_t maxbuf;        /* largest frame we receive; 0: default */
     const struct sc_sasl_binding *binding;
     uint32_t unknown_iterations;  /* SCRAM: iterations shown for unknown users; 0: 4096 */
+    /* SCRAM: SC_SASL_DECOY_KEY_LEN random bytes, the same for the server's
+     * lifetime. An unknown user then gets the same made-up salt on every
+     * attempt, like a real user. NULL: a fresh random salt each time, which
+     * lets a client that asks twice tell unknown users apart. */
+    const uint8_t *decoy_key;
     const char *test_nonce; /* known-answer tests only */
 };
 

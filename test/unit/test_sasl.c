@@ -444,6 +444,44 @@ static void test_non_ascii_and_limits(void **state)
                      SC_ERR_SASL_POLICY);
 }
 
+/* An unknown user gets the same made-up salt on every attempt when the
+ * server has a decoy key (found by fuzz_sasl_scram_server: without it the
+ * salt changed per attempt, which told unknown users apart). */
+static void test_scram_decoy_is_stable(void **state)
+{
+    (void)state;
+    static const uint8_t key[SC_SASL_DECOY_KEY_LEN] = {1, 2, 3};
+    const char *cf = "n,,n=nobody,r=abcdef";
+    uint8_t first[256], again[256];
+    size_t n1 = 0, n2 = 0;
+    struct sc_sasl_server_config sc = {.lookup = lookup, .test_nonce = "XYZ", .decoy_key = key};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sc_sasl_server_init(&srv_ctx, &sc), 0);
+        assert_int_equal(sc_sasl_server_start(&srv_ctx, SC_SASL_SCRAM_SHA_256,
+                                              (const uint8_t *)cf, strlen(cf), true,
+                                              i == 0 ? first : again, 256, i == 0 ? &n1 : &n2),
+                         SC_SASL_CONTINUE);
+    }
+    assert_int_equal(n1, n2);
+    assert_memory_equal(first, again, n1);
+    /* another name, another salt */
+    const char *cf2 = "n,,n=nobody2,r=abcdef";
+    assert_int_equal(sc_sasl_server_init(&srv_ctx, &sc), 0);
+    assert_int_equal(sc_sasl_server_start(&srv_ctx, SC_SASL_SCRAM_SHA_256, (const uint8_t *)cf2,
+                                          strlen(cf2), true, again, 256, &n2),
+                     SC_SASL_CONTINUE);
+    assert_true(n1 != n2 || memcmp(first, again, n1) != 0);
+    /* the gs2 header's "p" must be followed by "=" */
+    static const struct sc_sasl_binding bind = {.type = SC_SASL_CB_TLS_EXPORTER, .len = 32};
+    struct sc_sasl_server_config pc = {.lookup = lookup, .binding = &bind};
+    const char *bad = "pxtls-exporter,,n=user,r=abc";
+    assert_int_equal(sc_sasl_server_init(&srv_ctx, &pc), 0);
+    assert_int_equal(sc_sasl_server_start(&srv_ctx, SC_SASL_SCRAM_SHA_256_PLUS,
+                                          (const uint8_t *)bad, strlen(bad), true, again, 256,
+                                          &n2),
+                     SC_ERR_PROTO);
+}
+
 /* A maxbuf that RFC 2831 allows but that leaves a frame no room, and an
  * auth-conf offer with only a cipher we refuse: each named in the error. */
 static void test_digest_challenge_limits(void **state)
@@ -653,6 +691,7 @@ int main(void)
         cmocka_unit_test(test_non_ascii_and_limits),
         cmocka_unit_test(test_frames_hostile),
         cmocka_unit_test(test_digest_challenge_limits),
+        cmocka_unit_test(test_scram_decoy_is_stable),
         cmocka_unit_test(test_layer_roundtrip),
         cmocka_unit_test(test_layer_tamper_and_replay),
     };

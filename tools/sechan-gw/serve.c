@@ -40,6 +40,7 @@ struct gw_conn {
 };
 
 static struct gw_conn pool[GW_POOL_MAX];
+static uint8_t decoy_key[SC_SASL_DECOY_KEY_LEN];  /* made once at start */
 static atomic_int stop_requested;
 static struct sc_tls_creds tls_creds;
 
@@ -192,7 +193,8 @@ static void serve_conn(struct gw_conn *c)
             .lookup = gw_creds_lookup, .service = cfg->service, .realm = cfg->realm,
             .mechs = cfg->mech_count > 0 ? cfg->mechs : NULL, .mech_count = cfg->mech_count,
             .plaintext = !tls_on, .allow_no_layer = cfg->allow_no_layer, .qop = cfg->qop,
-            .ciphers = cfg->ciphers, .binding = bound ? &bind : NULL};
+            .ciphers = cfg->ciphers, .binding = bound ? &bind : NULL,
+            .decoy_key = decoy_key};
         int r = sc_sasl_server_init(&c->sasl, &sc);
         if (r == 0)
             r = sc_sasl_run(&c->sasl, ch, deadline);
@@ -343,6 +345,10 @@ int gw_serve(const struct gw_config *cfg)
         return 1;
     if (load_tls(cfg) != 0)
         return 1;
+    if (sc_port_entropy(decoy_key, sizeof(decoy_key)) != 0) {
+        fprintf(stderr, "sechan-gw: no entropy for the SCRAM decoy key\n");
+        return 1;
+    }
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
