@@ -242,7 +242,7 @@ clean:
 distclean:
 	rm -rf $(BUILD)
 
-# libFuzzer targets: fuzz, fuzz-smoke (a minute each), fuzz-regress.
+# libFuzzer targets: fuzz, fuzz-smoke (NBD 60 s, SASL 20 s each, two at a time), fuzz-regress.
 include mk/fuzz.mk
 # The Cyrus SASL and GNU SASL peers of test_interop_sasl.
 include mk/sasl-peers.mk
