@@ -121,7 +121,6 @@ static void go_recv(struct sasl_impl *im, unsigned types)
     im->fstate = FS_RECV;
 }
 
-
 static size_t tx_room(void)
 {
     return SC_SASL_TOKEN_MAX;

@@ -13,6 +13,8 @@
 #define SASL_FRAME_HDR 3
 #define SASL_FRAME_MAX (SASL_FRAME_HDR + 2 + 20 + SC_SASL_TOKEN_MAX)
 #define SASL_MECH_NAME_MAX 20
+_Static_assert(SC_SASL_TOKEN_MAX >= 512 && SC_SASL_TOKEN_MAX + 2 + SASL_MECH_NAME_MAX <= 65535,
+               "a frame's length is 16 bits; SCRAM needs a few hundred bytes");
 #define SASL_NONCE_MAX 128       /* SCRAM and DIGEST-MD5 nonces we accept */
 #define SASL_NONCE_RAND 18       /* random bytes in a nonce we make (24 base64 chars) */
 
