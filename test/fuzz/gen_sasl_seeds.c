@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "seed_io.h"
 #include "fuzz_sasl.h"
 #include "fuzz_sasl_peers.h"
 #include "sechan/pipe.h"
@@ -60,18 +61,7 @@ static void start(struct seed *s, uint8_t mode)
 
 static void save(const char *target, const char *name, const struct seed *s)
 {
-    char path[512];
-    snprintf(path, sizeof(path), "%s/%s", outdir, target);
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-        perror(path);
-        exit(1);
-    }
-    snprintf(path, sizeof(path), "%s/%s/%s", outdir, target, name);
-    FILE *f = fopen(path, "wb");
-    if (f == NULL || fwrite(s->b, 1, s->n, f) != s->n || fclose(f) != 0) {
-        perror(path);
-        exit(1);
-    }
+    seed_save(outdir, target, name, s->b, s->n);
 }
 
 /* Two messages, FZ_SEP between them, after the mode byte(s) already in s. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "seed_io.h"
 #include "sechan/nbd_proto.h"
 
 #define CAP 16384
@@ -80,18 +81,7 @@ static const char *outdir;
 
 static void save(const char *target, const char *name, const struct seed *s)
 {
-    char path[1024];
-    snprintf(path, sizeof(path), "%s/%s", outdir, target);
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) {
-        perror(path);
-        exit(1);
-    }
-    snprintf(path, sizeof(path), "%s/%s/%s", outdir, target, name);
-    FILE *f = fopen(path, "wb");
-    if (f == NULL || fwrite(s->b, 1, s->n, f) != s->n || fclose(f) != 0) {
-        perror(path);
-        exit(1);
-    }
+    seed_save(outdir, target, name, s->b, s->n);
 }
 
 /* ---- handshake pieces (server side) ---- */

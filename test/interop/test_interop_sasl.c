@@ -238,20 +238,27 @@ static void peer_args(const char **args, const struct icase *c, bool peer_is_cli
     args[n] = NULL;
 }
 
+/* Start the peer in the other role; for a TLS case, our end of TLS and the
+ * binding it gives. True when bound. */
+static bool open_link(enum peer_lib lib, const struct icase *c, bool we_serve,
+                      const char *peer_password, struct sc_sasl_binding *bind)
+{
+    const char *args[24];
+    peer_args(args, c, we_serve, peer_password);
+    peer_start(lib, args);
+    if (!c->tls)
+        return false;
+    our_tls(we_serve);
+    assert_int_equal(sc_sasl_binding_from_tls(bind, &R.tls, c->cb), 0);
+    return true;
+}
+
 /* Our client against the peer's server; the peer echoes 1 MiB. */
 static void client_case(enum peer_lib lib, const struct icase *c, const char *password,
                         int want)
 {
-    const char *args[24];
-    peer_args(args, c, false, PASSWORD);
-    peer_start(lib, args);
     struct sc_sasl_binding bind;
-    bool bound = false;
-    if (c->tls) {
-        our_tls(false);
-        assert_int_equal(sc_sasl_binding_from_tls(&bind, &R.tls, c->cb), 0);
-        bound = true;
-    }
+    bool bound = open_link(lib, c, false, PASSWORD, &bind);
     enum sc_sasl_mech only = c->mech;
     struct sc_sasl_client_config cc = {
         .user = "alice", .password = password, .realm = "sechan", .mechs = &only,
@@ -298,16 +305,8 @@ static void client_case(enum peer_lib lib, const struct icase *c, const char *pa
 static void server_case(enum peer_lib lib, const struct icase *c, const char *password,
                         int want)
 {
-    const char *args[24];
-    peer_args(args, c, true, password);
-    peer_start(lib, args);
     struct sc_sasl_binding bind;
-    bool bound = false;
-    if (c->tls) {
-        our_tls(true);
-        assert_int_equal(sc_sasl_binding_from_tls(&bind, &R.tls, c->cb), 0);
-        bound = true;
-    }
+    bool bound = open_link(lib, c, true, password, &bind);
     enum sc_sasl_mech only = c->mech;
     struct sc_sasl_server_config sc = {
         .lookup = lookup, .realm = "sechan", .mechs = &only, .mech_count = 1,
