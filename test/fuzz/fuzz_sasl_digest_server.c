@@ -41,7 +41,7 @@ FZ_NOCOV static void check_challenge(const struct fz_digest_server *s, const uin
                                      size_t n)
 {
     unsigned q = server_qops(s);
-    FZ_CHECK(fz_has(out, n, "nonce=\"" FZ_2831_SNONCE "\""));
+    FZ_CHECK(fz_has(out, n, "nonce=\"" RFC2831_NONCE "\""));
     FZ_CHECK(fz_has(out, n, "algorithm=md5-sess"));
     FZ_CHECK(fz_has(out, n, "auth-conf") == ((q & SC_SASL_QOP_CONF) != 0));
     FZ_CHECK(fz_has(out, n, "auth-int") == ((q & SC_SASL_QOP_INT) != 0));

@@ -14,22 +14,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "../util/sasl_rfc.h"
 #include "fuzz_sasl.h"
 #include "sechan/sasl.h"
-
-#define FZ_REALM "elwood.innosoft.com"
-#define FZ_5802_CNONCE "fyko+d2lbbFgONRv9qkxdawL"
-#define FZ_5802_SNONCE "3rfcNHYJY1ZVvWVs7j"
-#define FZ_7677_CNONCE "rOprNGfwEbeRWgbNEkqO"
-#define FZ_7677_SNONCE "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
-#define FZ_2831_CNONCE "OA6MHXh6VqTrRk"
-#define FZ_2831_SNONCE "OA6MG9tEQGm2hh"
-
-/* The salts of the RFCs' examples: QSXCR+Q6sek8bf92, W22ZaJ0SNY7soEsUEjb6gQ== */
-static const uint8_t fz_salt_5802[12] = {0x41, 0x25, 0xc2, 0x47, 0xe4, 0x3a,
-                                         0xb1, 0xe9, 0x3c, 0x6d, 0xff, 0x76};
-static const uint8_t fz_salt_7677[16] = {0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e,
-                                         0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81};
 
 /* Channel binding data as a TLS layer below would give it. */
 static const struct sc_sasl_binding fz_bind_exporter = {
@@ -50,8 +37,8 @@ static const uint8_t fz_decoy_key[SC_SASL_DECOY_KEY_LEN] = {
 
 /* ---- the users every server knows ----
  * "user"/"pencil": SCRAM-SHA-1 with RFC 5802's salt, SCRAM-SHA-256 with
- *                  RFC 7677's, DIGEST-MD5 at FZ_REALM
- * "chris"/"secret": DIGEST-MD5 at FZ_REALM (RFC 2831)
+ *                  RFC 7677's, DIGEST-MD5 at RFC2831_REALM
+ * "chris"/"secret": DIGEST-MD5 at RFC2831_REALM (RFC 2831)
  * "bad": a malformed SCRAM verifier; "error": the lookup fails;
  * anyone else: not found. The verifiers are made once (PBKDF2 is slow). */
 static struct {
@@ -64,14 +51,14 @@ static inline void fz_users_init(void)
     if (fz_users.ready)
         return;
     struct sc_sasl_user_secret *u = &fz_users.user;
-    FZ_CHECK(sc_sasl_scram_secret_make(&u->sha1, false, "pencil", fz_salt_5802,
-                                       sizeof(fz_salt_5802), 4096) == 0);
-    FZ_CHECK(sc_sasl_scram_secret_make(&u->sha256, true, "pencil", fz_salt_7677,
-                                       sizeof(fz_salt_7677), 4096) == 0);
-    FZ_CHECK(sc_sasl_digest_secret_make(u->digest_ha1, "user", FZ_REALM, "pencil") == 0);
+    FZ_CHECK(sc_sasl_scram_secret_make(&u->sha1, false, "pencil", rfc5802_salt,
+                                       sizeof(rfc5802_salt), 4096) == 0);
+    FZ_CHECK(sc_sasl_scram_secret_make(&u->sha256, true, "pencil", rfc7677_salt,
+                                       sizeof(rfc7677_salt), 4096) == 0);
+    FZ_CHECK(sc_sasl_digest_secret_make(u->digest_ha1, "user", RFC2831_REALM, "pencil") == 0);
     u->has_sha1 = u->has_sha256 = u->has_digest = true;
     struct sc_sasl_user_secret *c = &fz_users.chris;
-    FZ_CHECK(sc_sasl_digest_secret_make(c->digest_ha1, "chris", FZ_REALM, "secret") == 0);
+    FZ_CHECK(sc_sasl_digest_secret_make(c->digest_ha1, "chris", RFC2831_REALM, "secret") == 0);
     c->has_digest = true;
     fz_users.bad = fz_users.user;
     fz_users.bad.sha1.salt_len = 0;
@@ -94,7 +81,7 @@ static inline int fz_lookup(void *arg, const char *user, const char *realm,
     if (u == NULL)
         return SC_ERR_NOT_FOUND;
     *out = *u;
-    if (realm[0] != '\0' && strcmp(realm, FZ_REALM) != 0)
+    if (realm[0] != '\0' && strcmp(realm, RFC2831_REALM) != 0)
         out->has_digest = false;
     return 0;
 }
@@ -135,7 +122,7 @@ static inline void fz_scram_client_cfg(uint8_t mode, struct fz_scram_client *c)
         c->cfg.binding = (mode & FZ_SC_BIND2) ? &fz_bind_endpoint : &fz_bind_exporter;
     else if (mode & FZ_SC_BIND2)
         c->cfg.binding = &fz_bind_exporter;
-    c->cfg.test_nonce = sha256 ? FZ_7677_CNONCE : FZ_5802_CNONCE;
+    c->cfg.test_nonce = sha256 ? RFC7677_CNONCE : RFC5802_CNONCE;
 }
 
 /* ---- fuzz_sasl_scram_server: byte 0 ---- */
@@ -164,11 +151,11 @@ static inline void fz_scram_server_cfg(uint8_t mode, struct fz_scram_server *s)
     s->has_in = !(mode & FZ_SS_NOINIT);
     s->cap = (mode & FZ_SS_SMALL) ? 64 : SC_SASL_TOKEN_MAX;
     s->cfg.lookup = fz_lookup;
-    s->cfg.realm = FZ_REALM;
+    s->cfg.realm = RFC2831_REALM;
     s->cfg.decoy_key = fz_decoy_key;
     if (s->plus || (mode & FZ_SS_BIND))
         s->cfg.binding = (mode & FZ_SS_BIND2) ? &fz_bind_endpoint : &fz_bind_exporter;
-    s->cfg.test_nonce = sha256 ? FZ_7677_SNONCE : FZ_5802_SNONCE;
+    s->cfg.test_nonce = sha256 ? RFC7677_SNONCE : RFC5802_SNONCE;
 }
 
 /* ---- fuzz_sasl_digest_client: bytes 0 and 1 ---- */
@@ -177,7 +164,7 @@ static inline void fz_scram_server_cfg(uint8_t mode, struct fz_scram_server *s)
 #define FZ_DC_NOLAYER 0x08u   /* allow_no_layer */
 #define FZ_DC_DES 0x10u       /* ciphers: des only, else both */
 #define FZ_DC_PREFDES 0x20u   /* prefer_des */
-#define FZ_DC_REALM 0x40u     /* realm FZ_REALM configured, else the server's first */
+#define FZ_DC_REALM 0x40u     /* realm RFC2831_REALM configured, else the server's first */
 /* byte 1 */
 #define FZ_DC2_SMALL 0x01u    /* output capacity 128 bytes */
 #define FZ_DC2_AUTHZ 0x02u    /* authzid "ad\"min" (quoted on the wire) */
@@ -199,17 +186,17 @@ static inline void fz_digest_client_cfg(uint8_t mode, uint8_t mode2, struct fz_d
     c->cfg.password = "secret";
     if (!(mode2 & FZ_DC2_DEFURI)) {
         c->cfg.service = "imap";
-        c->cfg.host = FZ_REALM;
+        c->cfg.host = RFC2831_REALM;
     }
     c->cfg.qop = fz_dc_qops[mode & 3];
     c->cfg.plaintext = mode & FZ_DC_PLAIN;
     c->cfg.allow_no_layer = mode & FZ_DC_NOLAYER;
     c->cfg.ciphers = (mode & FZ_DC_DES) ? SC_SASL_CIPHER_DES : 0;
     c->cfg.prefer_des = mode & FZ_DC_PREFDES;
-    c->cfg.realm = (mode & FZ_DC_REALM) ? FZ_REALM : NULL;
+    c->cfg.realm = (mode & FZ_DC_REALM) ? RFC2831_REALM : NULL;
     c->cfg.authzid = (mode2 & FZ_DC2_AUTHZ) ? "ad\"min" : NULL;
     c->cfg.maxbuf = (mode2 & FZ_DC2_MAXBUF) ? SC_SASL_MAXBUF_MIN : 0;
-    c->cfg.test_nonce = FZ_2831_CNONCE;
+    c->cfg.test_nonce = RFC2831_CNONCE;
     c->cap = (mode2 & FZ_DC2_SMALL) ? 128 : SC_SASL_TOKEN_MAX;
 }
 
@@ -235,13 +222,13 @@ static inline void fz_digest_server_cfg(uint8_t mode, struct fz_digest_server *s
     s->cfg.lookup = fz_lookup;
     if (!(mode & FZ_DS_DEFAULTS)) {
         s->cfg.service = "imap";
-        s->cfg.realm = FZ_REALM;
+        s->cfg.realm = RFC2831_REALM;
     }
     s->cfg.qop = qops[mode & 3];
     s->cfg.plaintext = mode & FZ_DS_PLAIN;
     s->cfg.allow_no_layer = mode & FZ_DS_NOLAYER;
     s->cfg.ciphers = ciphers[(mode >> 4) & 3];
-    s->cfg.test_nonce = FZ_2831_SNONCE;
+    s->cfg.test_nonce = RFC2831_NONCE;
     s->cap = (mode & FZ_DS_SMALL) ? 39 : SC_SASL_TOKEN_MAX;
 }
 
@@ -256,21 +243,21 @@ static inline void fz_frames_client_cfg(uint8_t mode, struct sc_sasl_client_conf
     memset(c, 0, sizeof(*c));
     c->user = "user";
     c->password = "pencil";
-    c->realm = FZ_REALM;
+    c->realm = RFC2831_REALM;
     c->plaintext = mode & FZ_FR_PLAIN;
     c->binding = (mode & FZ_FR_BIND) ? &fz_bind_exporter : NULL;
-    c->test_nonce = FZ_5802_CNONCE;
+    c->test_nonce = RFC5802_CNONCE;
 }
 
 static inline void fz_frames_server_cfg(uint8_t mode, struct sc_sasl_server_config *s)
 {
     memset(s, 0, sizeof(*s));
     s->lookup = fz_lookup;
-    s->realm = FZ_REALM;
+    s->realm = RFC2831_REALM;
     s->decoy_key = fz_decoy_key;
     s->plaintext = mode & FZ_FR_PLAIN;
     s->binding = (mode & FZ_FR_BIND) ? &fz_bind_exporter : NULL;
-    s->test_nonce = FZ_5802_SNONCE;
+    s->test_nonce = RFC5802_SNONCE;
 }
 
 /* ---- two engines joined: our client against our server ---- */
@@ -332,9 +319,9 @@ static inline void fz_layer_exchange(int v, struct sc_sasl *cli, struct sc_sasl 
     const struct fz_layer_variant *lv = &fz_layer_variants[v];
     struct sc_sasl_client_config cc = {.user = "chris", .password = "secret", .mechs = dm,
                                        .mech_count = 1, .qop = lv->qop, .ciphers = lv->cipher,
-                                       .maxbuf = lv->maxbuf, .test_nonce = FZ_2831_CNONCE};
-    struct sc_sasl_server_config sc = {.lookup = fz_lookup, .realm = FZ_REALM,
-                                       .maxbuf = lv->maxbuf, .test_nonce = FZ_2831_SNONCE};
+                                       .maxbuf = lv->maxbuf, .test_nonce = RFC2831_CNONCE};
+    struct sc_sasl_server_config sc = {.lookup = fz_lookup, .realm = RFC2831_REALM,
+                                       .maxbuf = lv->maxbuf, .test_nonce = RFC2831_NONCE};
     FZ_CHECK(sc_sasl_client_init(cli, &cc) == 0);
     FZ_CHECK(sc_sasl_server_init(srv, &sc) == 0);
     FZ_CHECK(fz_exchange(cli, srv, NULL, NULL) == 0);

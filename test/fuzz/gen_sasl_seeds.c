@@ -112,18 +112,14 @@ static struct scram_run scram_run(const struct sc_sasl_client_config *cc, enum s
     return r;
 }
 
-static const char rfc5802_cf[] = "n,,n=user,r=" FZ_5802_CNONCE;
-static const char rfc5802_sf[] =
-    "r=" FZ_5802_CNONCE FZ_5802_SNONCE ",s=QSXCR+Q6sek8bf92,i=4096";
-static const char rfc5802_cfin[] =
-    "c=biws,r=" FZ_5802_CNONCE FZ_5802_SNONCE ",p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=";
-static const char rfc5802_sfin[] = "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=";
-static const char rfc7677_cf[] = "n,,n=user,r=" FZ_7677_CNONCE;
-static const char rfc7677_sf[] =
-    "r=" FZ_7677_CNONCE FZ_7677_SNONCE ",s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-static const char rfc7677_cfin[] =
-    "c=biws,r=" FZ_7677_CNONCE FZ_7677_SNONCE ",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
-static const char rfc7677_sfin[] = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
+static const char rfc5802_cf[] = RFC5802_CF;
+static const char rfc5802_sf[] = RFC5802_SF;
+static const char rfc5802_cfin[] = RFC5802_CFIN;
+static const char rfc5802_sfin[] = RFC5802_SFIN;
+static const char rfc7677_cf[] = RFC7677_CF;
+static const char rfc7677_sf[] = RFC7677_SF;
+static const char rfc7677_cfin[] = RFC7677_CFIN;
+static const char rfc7677_sfin[] = RFC7677_SFIN;
 
 static void scram_client_seeds(void)
 {
@@ -141,13 +137,13 @@ static void scram_client_seeds(void)
     two_str(&seed, rfc5802_sf, "e=invalid-proof");
     save(t, "refused", &seed);
     start(&seed, FZ_SC_SHA256);
-    two_str(&seed, "r=" FZ_7677_CNONCE "x,s=QSXCR+Q6sek8bf92,i=4096,x=ext", "v=AAAA,x=1");
+    two_str(&seed, "r=" RFC7677_CNONCE "x,s=QSXCR+Q6sek8bf92,i=4096,x=ext", "v=AAAA,x=1");
     save(t, "extension-bad-v", &seed);
     start(&seed, 0);
-    two_str(&seed, "m=must,r=" FZ_5802_CNONCE "x,s=QSXCR+Q6sek8bf92,i=4096", NULL);
+    two_str(&seed, "m=must,r=" RFC5802_CNONCE "x,s=QSXCR+Q6sek8bf92,i=4096", NULL);
     save(t, "mandatory-ext", &seed);
     start(&seed, 0);
-    two_str(&seed, "r=" FZ_5802_CNONCE "x,s=QSXCR+Q6sek8bf92,i=4095", NULL);
+    two_str(&seed, "r=" RFC5802_CNONCE "x,s=QSXCR+Q6sek8bf92,i=4095", NULL);
     save(t, "too-few-iterations", &seed);
 
     /* our server's answers to each client configuration */
@@ -169,7 +165,7 @@ static void scram_client_seeds(void)
         struct sc_sasl_server_config sc = {
             .lookup = fz_lookup,
             .binding = c.plus ? c.cfg.binding : NULL,
-            .test_nonce = (modes[i].mode & FZ_SC_SHA256) ? FZ_7677_SNONCE : FZ_5802_SNONCE};
+            .test_nonce = (modes[i].mode & FZ_SC_SHA256) ? RFC7677_SNONCE : RFC5802_SNONCE};
         struct sc_sasl_client_config cc = c.cfg;
         bool small = modes[i].mode & FZ_SC_SMALL;
         struct scram_run r = scram_run(&cc, c.mech, &sc);
@@ -201,19 +197,19 @@ static void scram_server_seeds(void)
     two_str(&seed, rfc7677_cf, rfc7677_cfin);
     save(t, "rfc7677-empty-start", &seed);
     start(&seed, FZ_SS_SHA256);
-    two_str(&seed, "n,,n=nobody,r=" FZ_7677_CNONCE, rfc7677_cfin);
+    two_str(&seed, "n,,n=nobody,r=" RFC7677_CNONCE, rfc7677_cfin);
     save(t, "unknown-user", &seed);
     start(&seed, 0);
-    two_str(&seed, "n,,n=bad,r=" FZ_5802_CNONCE, NULL);
+    two_str(&seed, "n,,n=bad,r=" RFC5802_CNONCE, NULL);
     save(t, "bad-verifier", &seed);
     start(&seed, 0);
-    two_str(&seed, "n,,n=error,r=" FZ_5802_CNONCE, NULL);
+    two_str(&seed, "n,,n=error,r=" RFC5802_CNONCE, NULL);
     save(t, "lookup-error", &seed);
     start(&seed, FZ_SS_SHA256 | FZ_SS_BIND);
-    two_str(&seed, "y,,n=user,r=" FZ_7677_CNONCE, NULL);
+    two_str(&seed, "y,,n=user,r=" RFC7677_CNONCE, NULL);
     save(t, "downgrade", &seed);
     start(&seed, 0);
-    two_str(&seed, "n,a=us=2Cer=3D,n=us=3Der,r=" FZ_5802_CNONCE ",x=ext", NULL);
+    two_str(&seed, "n,a=us=2Cer=3D,n=us=3Der,r=" RFC5802_CNONCE ",x=ext", NULL);
     save(t, "escaped-names", &seed);
     /* client messages long enough (with extensions) to overflow the AuthMessage */
     start(&seed, 0);
@@ -221,7 +217,7 @@ static void scram_server_seeds(void)
     puts_str(&seed, ",x=");
     for (int i = 0; i < 2500; i++)
         put8(&seed, 'A');
-    two_str(&seed, "", "c=biws,r=" FZ_5802_CNONCE FZ_5802_SNONCE ",x=");
+    two_str(&seed, "", "c=biws,r=" RFC5802_CNONCE RFC5802_SNONCE ",x=");
     for (int i = 0; i < 2500; i++)
         put8(&seed, 'B');
     puts_str(&seed, ",p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=");
@@ -246,7 +242,7 @@ static void scram_server_seeds(void)
         struct sc_sasl_client_config cc = {
             .user = "user", .password = "pencil", .authzid = modes[i].authzid,
             .binding = s.plus ? s.cfg.binding : NULL,
-            .test_nonce = (modes[i].mode & FZ_SS_SHA256) ? FZ_7677_CNONCE : FZ_5802_CNONCE};
+            .test_nonce = (modes[i].mode & FZ_SS_SHA256) ? RFC7677_CNONCE : RFC5802_CNONCE};
         struct scram_run r = scram_run(&cc, s.mech, &s.cfg);
         FZ_CHECK(r.client_r == SC_OK);
         start(&seed, modes[i].mode);
@@ -257,15 +253,9 @@ static void scram_server_seeds(void)
 
 /* ---- DIGEST-MD5 at the mechanism level ---- */
 
-static const char rfc2831_challenge[] =
-    "realm=\"elwood.innosoft.com\",nonce=\"OA6MG9tEQGm2hh\",qop=\"auth\","
-    "algorithm=md5-sess,charset=utf-8";
-static const char rfc2831_response[] =
-    "charset=utf-8,username=\"chris\",realm=\"elwood.innosoft.com\","
-    "nonce=\"OA6MG9tEQGm2hh\",nc=00000001,cnonce=\"OA6MHXh6VqTrRk\","
-    "digest-uri=\"imap/elwood.innosoft.com\","
-    "response=d388dad90d4bbd760a152321f2143af7,qop=auth";
-static const char rfc2831_rspauth[] = "rspauth=ea40f60335c427b5527b84dbabcdfffd";
+static const char rfc2831_challenge[] = RFC2831_CHALLENGE;
+static const char rfc2831_response[] = RFC2831_RESPONSE;
+static const char rfc2831_rspauth[] = RFC2831_RSPAUTH;
 
 /* Our client against our server, both given: m1 the challenge, m2 the
  * response, m3 the rspauth. */
@@ -392,11 +382,11 @@ static void digest_server_seeds(void)
         fz_digest_server_cfg(modes[i].mode, &s);
         struct sc_sasl_client_config cc = {
             .user = modes[i].user, .password = modes[i].password, .service = s.cfg.service,
-            .host = FZ_REALM, .qop = modes[i].qop, .ciphers = modes[i].ciphers,
-            .test_nonce = FZ_2831_CNONCE};
+            .host = RFC2831_REALM, .qop = modes[i].qop, .ciphers = modes[i].ciphers,
+            .test_nonce = RFC2831_CNONCE};
         struct sc_sasl_server_config sc = s.cfg;
         if (modes[i].mode & FZ_DS_DEFAULTS)
-            sc.realm = FZ_REALM;  /* so the run completes; the target's realm is "sechan" */
+            sc.realm = RFC2831_REALM;  /* so the run completes; the target's realm is "sechan" */
         struct digest_run r = digest_run(&cc, &sc);
         start(&seed, modes[i].mode);
         two(&seed, m2, r.resp, NULL, 0);

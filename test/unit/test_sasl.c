@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "../util/conform.h"
+#include "../util/sasl_rfc.h"
 #include "sechan/pipe.h"
 #include "sechan/sasl.h"
 
@@ -23,14 +24,14 @@ struct user_row {
     const char *user;
     const char *password;
     const char *realm;
-    const char *salt;  /* raw bytes for SCRAM */
+    const uint8_t *salt;  /* raw bytes for SCRAM */
     size_t salt_len;
 };
 
 static const struct user_row users[] = {
-    {"user", "pencil", "elwood.innosoft.com", "A%\xc2G\xe4:\xb1\xe9<m\xffv", 12},
-    {"chris", "secret", "elwood.innosoft.com", "0123456789abcdef", 16},
-    {"alice", "wonder land", "sechan", "salt-of-alice", 13},
+    {"user", "pencil", RFC2831_REALM, rfc5802_salt, sizeof(rfc5802_salt)},
+    {"chris", "secret", RFC2831_REALM, (const uint8_t *)"0123456789abcdef", 16},
+    {"alice", "wonder land", "sechan", (const uint8_t *)"salt-of-alice", 13},
 };
 
 static int lookup(void *arg, const char *user, const char *realm, struct sc_sasl_user_secret *out)
@@ -41,10 +42,10 @@ static int lookup(void *arg, const char *user, const char *realm, struct sc_sasl
         if (strcmp(u->user, user) != 0)
             continue;
         memset(out, 0, sizeof(*out));
-        if (sc_sasl_scram_secret_make(&out->sha1, false, u->password, (const uint8_t *)u->salt,
+        if (sc_sasl_scram_secret_make(&out->sha1, false, u->password, u->salt,
                                       u->salt_len, 4096) != 0 ||
             sc_sasl_scram_secret_make(&out->sha256, true, u->password,
-                                      (const uint8_t *)u->salt, u->salt_len, 4096) != 0)
+                                      u->salt, u->salt_len, 4096) != 0)
             return SC_ERR_INTERNAL;
         out->has_sha1 = out->has_sha256 = true;
         if (realm[0] != '\0' && strcmp(realm, u->realm) == 0) {
@@ -91,31 +92,27 @@ static void scram_kat_client(bool sha256, const char *cnonce, const char *client
 static void test_kat_rfc5802_scram_sha1(void **state)
 {
     (void)state;
-    scram_kat_client(false, "fyko+d2lbbFgONRv9qkxdawL", "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL",
-              "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096",
-              "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=",
-              "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=");
+    scram_kat_client(false, RFC5802_CNONCE, RFC5802_CF, RFC5802_SF, RFC5802_CFIN, RFC5802_SFIN);
 
     /* The server, given the RFC's client messages, answers with the RFC's
      * (users[0] holds the RFC's salt, QSXCR+Q6sek8bf92). */
-    struct sc_sasl_server_config sc = {.lookup = lookup, .test_nonce = "3rfcNHYJY1ZVvWVs7j"};
+    struct sc_sasl_server_config sc = {.lookup = lookup, .test_nonce = RFC5802_SNONCE};
     assert_int_equal(sc_sasl_server_init(&srv_ctx, &sc), 0);
     uint8_t out[512];
     size_t n = 0;
-    const char *cf = "n,,n=user,r=fyko+d2lbbFgONRv9qkxdawL";
-    const char *cfin =
-        "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=";
+    const char *cf = RFC5802_CF;
+    const char *cfin = RFC5802_CFIN;
     assert_int_equal(sc_sasl_server_start(&srv_ctx, SC_SASL_SCRAM_SHA_1, (const uint8_t *)cf,
                                           strlen(cf), true, out, sizeof(out), &n),
                      SC_SASL_CONTINUE);
-    const char *sf = "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096";
+    const char *sf = RFC5802_SF;
     assert_int_equal(n, strlen(sf));
     assert_memory_equal(out, sf, n);
     assert_int_equal(sc_sasl_step(&srv_ctx, (const uint8_t *)cfin, strlen(cfin), out,
                                   sizeof(out), &n),
                      SC_OK);
-    assert_int_equal(n, strlen("v=rmF9pqV8S7suAoZWja4dJRkFsKQ="));
-    assert_memory_equal(out, "v=rmF9pqV8S7suAoZWja4dJRkFsKQ=", n);
+    assert_int_equal(n, strlen(RFC5802_SFIN));
+    assert_memory_equal(out, RFC5802_SFIN, n);
     struct sc_sasl_info info;
     assert_int_equal(sc_sasl_info(&srv_ctx, &info), 0);
     assert_string_equal(info.user, "user");
@@ -128,28 +125,22 @@ static int lookup_7677(void *arg, const char *user, const char *realm,
 {
     (void)arg;
     (void)realm;
-    static const uint8_t salt[] = {0x5b, 0x6d, 0x99, 0x68, 0x9d, 0x12, 0x35, 0x8e,
-                                   0xec, 0xa0, 0x4b, 0x14, 0x12, 0x36, 0xfa, 0x81};
     if (strcmp(user, "user") != 0)
         return SC_ERR_NOT_FOUND;
     memset(out, 0, sizeof(*out));
     out->has_sha256 = true;
-    return sc_sasl_scram_secret_make(&out->sha256, true, "pencil", salt, sizeof(salt), 4096);
+    return sc_sasl_scram_secret_make(&out->sha256, true, "pencil", rfc7677_salt,
+                                     sizeof(rfc7677_salt), 4096);
 }
 
 static void test_kat_rfc7677_scram_sha256(void **state)
 {
     (void)state;
-    const char *cf = "n,,n=user,r=rOprNGfwEbeRWgbNEkqO";
-    const char *sf = "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-                     "s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096";
-    const char *cfin = "c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-                       "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=";
-    const char *sfin = "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=";
-    scram_kat_client(true, "rOprNGfwEbeRWgbNEkqO", cf, sf, cfin, sfin);
+    const char *cf = RFC7677_CF, *sf = RFC7677_SF, *cfin = RFC7677_CFIN, *sfin = RFC7677_SFIN;
+    scram_kat_client(true, RFC7677_CNONCE, cf, sf, cfin, sfin);
 
     struct sc_sasl_server_config sc = {.lookup = lookup_7677,
-                                       .test_nonce = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"};
+                                       .test_nonce = RFC7677_SNONCE};
     uint8_t out[512];
     size_t n = 0;
     assert_int_equal(sc_sasl_server_init(&srv_ctx, &sc), 0);
@@ -165,21 +156,15 @@ static void test_kat_rfc7677_scram_sha256(void **state)
     assert_memory_equal(out, sfin, n);
 }
 
-static const char rfc2831_challenge[] =
-    "realm=\"elwood.innosoft.com\",nonce=\"OA6MG9tEQGm2hh\",qop=\"auth\","
-    "algorithm=md5-sess,charset=utf-8";
-static const char rfc2831_response[] =
-    "charset=utf-8,username=\"chris\",realm=\"elwood.innosoft.com\","
-    "nonce=\"OA6MG9tEQGm2hh\",nc=00000001,cnonce=\"OA6MHXh6VqTrRk\","
-    "digest-uri=\"imap/elwood.innosoft.com\","
-    "response=d388dad90d4bbd760a152321f2143af7,qop=auth";
+static const char rfc2831_challenge[] = RFC2831_CHALLENGE;
+static const char rfc2831_response[] = RFC2831_RESPONSE;
 
 static void test_kat_rfc2831_client(void **state)
 {
     (void)state;
     struct sc_sasl_client_config cc = {.user = "chris", .password = "secret",
                                        .service = "imap", .host = "elwood.innosoft.com",
-                                       .test_nonce = "OA6MHXh6VqTrRk"};
+                                       .test_nonce = RFC2831_CNONCE};
     uint8_t out[1024];
     size_t n = 0;
     bool has = true;
@@ -194,9 +179,9 @@ static void test_kat_rfc2831_client(void **state)
     out[n] = '\0';
     /* Same directives as the RFC's, in our order. */
     assert_non_null(strstr((char *)out, "response=d388dad90d4bbd760a152321f2143af7"));
-    assert_non_null(strstr((char *)out, "cnonce=\"OA6MHXh6VqTrRk\""));
+    assert_non_null(strstr((char *)out, "cnonce=\"" RFC2831_CNONCE "\""));
     assert_non_null(strstr((char *)out, "digest-uri=\"imap/elwood.innosoft.com\""));
-    const char *rsp = "rspauth=ea40f60335c427b5527b84dbabcdfffd";
+    const char *rsp = RFC2831_RSPAUTH;
     assert_int_equal(sc_sasl_step(&cli_ctx, (const uint8_t *)rsp, strlen(rsp), out, sizeof(out),
                                   &n),
                      SC_OK);
@@ -209,7 +194,7 @@ static void test_kat_rfc2831_server(void **state)
     (void)state;
     struct sc_sasl_server_config sc = {.lookup = lookup, .service = "imap",
                                        .realm = "elwood.innosoft.com",
-                                       .test_nonce = "OA6MG9tEQGm2hh"};
+                                       .test_nonce = RFC2831_NONCE};
     uint8_t out[1024];
     size_t n = 0;
     assert_int_equal(sc_sasl_server_init(&srv_ctx, &sc), 0);
@@ -217,7 +202,7 @@ static void test_kat_rfc2831_server(void **state)
                                           sizeof(out), &n),
                      SC_SASL_CONTINUE);
     out[n] = '\0';
-    assert_non_null(strstr((char *)out, "nonce=\"OA6MG9tEQGm2hh\""));
+    assert_non_null(strstr((char *)out, "nonce=\"" RFC2831_NONCE "\""));
     assert_int_equal(sc_sasl_step(&srv_ctx, (const uint8_t *)rfc2831_response,
                                   strlen(rfc2831_response), out, sizeof(out), &n),
                      SC_OK);
