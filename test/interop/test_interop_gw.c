@@ -21,6 +21,7 @@
 #include "../util/need.h"
 #include "../util/nbdpeer.h"
 #include "../util/proc.h"
+#include "../util/seclink.h"
 #include "sechan/nbd.h"
 #include "sechan/port.h"
 #include "sechan/sasl.h"
@@ -32,12 +33,6 @@
 
 static struct np_peer alice_nbd, bob_nbd;
 static char creds_path[256], alice_img[256], bob_img[256];
-
-static const char *bin(void)
-{
-    const char *b = getenv("SECHAN_BIN_DIR");
-    return b ? b : "build/host";
-}
 
 struct gw {
     pid_t pid;
@@ -69,7 +64,7 @@ static void gw_start_at(struct gw *g, const char *name, const char *listen,
     fprintf(f, "route dave unix:%s/no-such-backend.sock\n", tp_build_dir());
     fclose(f);
     char exe[256];
-    snprintf(exe, sizeof(exe), "%s/sechan-gw", bin());
+    snprintf(exe, sizeof(exe), "%s/sechan-gw", tp_bin_dir());
     const char *argv[] = {exe, "serve", g->conf, NULL};
     g->pid = tp_spawn(argv, g->log);
     assert_true(g->pid > 0);
@@ -96,7 +91,7 @@ static bool gw_logged(const struct gw *g, const char *text)
 static int adduser(const char *user, const char *password)
 {
     char exe[256];
-    snprintf(exe, sizeof(exe), "%s/sechan-gw", bin());
+    snprintf(exe, sizeof(exe), "%s/sechan-gw", tp_bin_dir());
     const char *argv[] = {exe, "adduser", creds_path, user, "--realm", "sechan", NULL};
     int fd = -1;
     pid_t pid = tp_spawn_stdin_pipe(argv, NULL, &fd);
@@ -153,16 +148,8 @@ static int teardown(void **state)
 /* ---- the guest ---- */
 
 struct guest {
-    struct sc_sock sock;
-    struct sc_tls_creds creds;
-    struct sc_tls tls;
-    struct sc_sasl sasl;
-    struct sc_sasl_layer layer;
+    struct seclink link;
     struct sc_nbd_conn nbd;
-    uint8_t rx[SC_SASL_MAXBUF_DEFAULT + 4];
-    uint8_t tx[SC_SASL_MAXBUF_DEFAULT + 4];
-    struct sc_channel *ch;
-    bool tls_on, layer_on;
     struct sc_sasl_info info;
 };
 
@@ -176,24 +163,17 @@ static int guest_auth(int port, bool tls, const char *user, const char *password
     int r;
     if (port > 0) {
         memset(&g, 0, sizeof(g));
-        r = sc_tcp_connect(&g.sock, "127.0.0.1", (uint16_t)port, deadline);
+        r = sc_tcp_connect(&g.link.sock, "127.0.0.1", (uint16_t)port, deadline);
         assert_int_equal(r, 0);
     }
-    g.ch = &g.sock.base;
+    seclink_begin(&g.link);
     struct sc_sasl_binding bind;
     bool bound = false;
     if (tls) {
-        assert_int_equal(sc_tls_creds_init(&g.creds), 0);
-        assert_int_equal(sc_tls_creds_load_x509_dir(&g.creds, np_pki("pki"), SC_TLS_CLIENT), 0);
-        struct sc_tls_config tc = {.endpoint = SC_TLS_CLIENT, .creds = &g.creds,
-                                   .hostname = "localhost"};
-        assert_int_equal(sc_tls_init(&g.tls, g.ch, &tc), 0);
-        r = sc_tls_handshake_wait(&g.tls, deadline);
+        r = seclink_tls(&g.link, np_pki("pki"), false, SC_TLS_VERSION_DEFAULT, deadline);
         if (r != 0)
             return r;
-        g.tls_on = true;
-        g.ch = &g.tls.base;
-        bound = sc_sasl_binding_from_tls(&bind, &g.tls, SC_SASL_CB_TLS_EXPORTER) == 0;
+        bound = sc_sasl_binding_from_tls(&bind, &g.link.tls, SC_SASL_CB_TLS_EXPORTER) == 0;
         assert_true(bound);
     }
     struct sc_sasl_client_config cc = extra != NULL ? *extra : (struct sc_sasl_client_config){0};
@@ -201,33 +181,20 @@ static int guest_auth(int port, bool tls, const char *user, const char *password
     cc.password = password;
     cc.plaintext = !tls;
     cc.binding = bound ? &bind : NULL;
-    assert_int_equal(sc_sasl_client_init(&g.sasl, &cc), 0);
-    r = sc_sasl_run(&g.sasl, g.ch, deadline);
+    assert_int_equal(sc_sasl_client_init(&g.link.sasl, &cc), 0);
+    r = sc_sasl_run(&g.link.sasl, g.link.ch, deadline);
     if (r != 0) {
-        print_message("# %s: %s\n", user, sc_sasl_errmsg(&g.sasl));
+        print_message("# %s: %s\n", user, sc_sasl_errmsg(&g.link.sasl));
         return r;
     }
-    assert_int_equal(sc_sasl_info(&g.sasl, &g.info), 0);
-    if (sc_sasl_has_layer(&g.sasl)) {
-        assert_int_equal(sc_sasl_layer_init(&g.layer, g.ch, &g.sasl, g.rx, sizeof(g.rx), g.tx,
-                                            sizeof(g.tx)),
-                         0);
-        g.layer_on = true;
-        g.ch = &g.layer.base;
-    }
+    assert_int_equal(sc_sasl_info(&g.link.sasl, &g.info), 0);
+    assert_int_equal(seclink_layer(&g.link), 0);
     return 0;
 }
 
 static void guest_close(void)
 {
-    if (g.layer_on)
-        sc_close(&g.layer.base);
-    if (g.tls_on) {
-        sc_close(&g.tls.base);
-        sc_tls_creds_free(&g.creds);
-    }
-    sc_close(&g.sock.base);
-    sc_sasl_free(&g.sasl);
+    seclink_close(&g.link);
 }
 
 /* NBD through the gateway: read and check, write with FUA, flush, read
@@ -237,7 +204,7 @@ static void guest_nbd(const char *export_name, uint32_t seed, const char *img)
     static uint8_t buf[65536], want[65536];
     uint64_t deadline = sc_deadline_in(20000);
     struct sc_nbd_client_config nc = {.export_name = export_name, .tls = SC_NBD_TLS_OFF};
-    int r = sc_nbd_connect(&g.nbd, g.ch, &nc, NULL, deadline);
+    int r = sc_nbd_connect(&g.nbd, g.link.ch, &nc, NULL, deadline);
     if (r != 0)
         print_error("NBD connect: %s\n", sc_nbd_conn_errmsg(&g.nbd));
     assert_int_equal(r, 0);
@@ -322,7 +289,7 @@ static void test_second_identity_refused_first_export(void **state)
     /* bob is relayed to bob's qemu-nbd, which has no export "alice" */
     assert_int_equal(guest_auth(gw.port, false, "bob", "bob-pw", NULL), 0);
     struct sc_nbd_client_config nc = {.export_name = "alice", .tls = SC_NBD_TLS_OFF};
-    int r = sc_nbd_connect(&g.nbd, g.ch, &nc, NULL, sc_deadline_in(10000));
+    int r = sc_nbd_connect(&g.nbd, g.link.ch, &nc, NULL, sc_deadline_in(10000));
     print_message("# bob asking for export alice: %s\n", sc_nbd_conn_errmsg(&g.nbd));
     assert_int_not_equal(r, 0);
     guest_close();
@@ -349,13 +316,13 @@ static void test_refusals_are_logged_and_closed(void **state)
     /* carol authenticates but has no route: the connection closes */
     assert_int_equal(guest_auth(gw.port, false, "carol", "carol-pw", NULL), 0);
     uint8_t b[16];
-    assert_true(sc_read_some(g.ch, b, sizeof(b), sc_deadline_in(5000)) <= 0);
+    assert_true(sc_read_some(g.link.ch, b, sizeof(b), sc_deadline_in(5000)) <= 0);
     guest_close();
     assert_true(gw_logged(&gw, "\"carol\" authenticated (SASL DIGEST-MD5 auth-conf 3des) but "
                                "has no route; closed"));
     /* dave's backend is down */
     assert_int_equal(guest_auth(gw.port, false, "dave", "dave-pw", NULL), 0);
-    assert_true(sc_read_some(g.ch, b, sizeof(b), sc_deadline_in(5000)) <= 0);
+    assert_true(sc_read_some(g.link.ch, b, sizeof(b), sc_deadline_in(5000)) <= 0);
     guest_close();
     assert_true(gw_logged(&gw, "of \"dave\" is down"));
     /* a plaintext client whose policy wants a layer, against a gateway
@@ -413,13 +380,13 @@ static void test_connect_mode_and_unix_listen(void **state)
     struct gw gw;
     gw_start_at(&gw, "connect", line, "tls off\nsasl required");
     memset(&g, 0, sizeof(g));
-    assert_int_equal(sc_listener_accept(&l, &g.sock, sc_deadline_in(10000)), 0);
+    assert_int_equal(sc_listener_accept(&l, &g.link.sock, sc_deadline_in(10000)), 0);
     assert_int_equal(guest_auth(-1, false, "alice", "alice's password", NULL), 0);
     guest_nbd("alice", SEED_ALICE, alice_img);
     guest_close();
     /* after the session the gateway dials again */
     memset(&g, 0, sizeof(g));
-    assert_int_equal(sc_listener_accept(&l, &g.sock, sc_deadline_in(10000)), 0);
+    assert_int_equal(sc_listener_accept(&l, &g.link.sock, sc_deadline_in(10000)), 0);
     assert_int_equal(guest_auth(-1, false, "bob", "bob-pw", NULL), 0);
     guest_nbd("bob", SEED_BOB, bob_img);
     guest_close();
@@ -432,7 +399,7 @@ static void test_connect_mode_and_unix_listen(void **state)
     gw_start_at(&gw, "unix", line, "tls off\nsasl required");
     assert_int_equal(tp_wait_unix(gw.pid, path, 10000), 0);
     memset(&g, 0, sizeof(g));
-    assert_int_equal(sc_unix_connect(&g.sock, path, sc_deadline_in(5000)), 0);
+    assert_int_equal(sc_unix_connect(&g.link.sock, path, sc_deadline_in(5000)), 0);
     assert_int_equal(guest_auth(-1, false, "alice", "alice's password", NULL), 0);
     guest_nbd("alice", SEED_ALICE, alice_img);
     guest_close();

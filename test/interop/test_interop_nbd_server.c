@@ -35,17 +35,11 @@ struct server {
 
 static char src_img[256];
 
-static const char *bin(void)
-{
-    const char *b = getenv("SECHAN_BIN_DIR");
-    return b ? b : "build/host";
-}
-
 /* Start sechan-nbd serve with the given extra arguments (NULL-terminated). */
 static void serve(struct server *s, const char *const extra[])
 {
     static char exe[256], port_arg[32];
-    snprintf(exe, sizeof(exe), "%s/sechan-nbd", bin());
+    snprintf(exe, sizeof(exe), "%s/sechan-nbd", tp_bin_dir());
     s->port = tp_free_port();
     snprintf(port_arg, sizeof(port_arg), "--port=%d", s->port);
     snprintf(s->log, sizeof(s->log), "%s/sechan-nbd-serve-%d.log", tp_build_dir(), s->port);
@@ -473,7 +467,7 @@ static void test_pool_and_handshake_deadline(void **st)
     snprintf(uri, sizeof(uri), "nbd://127.0.0.1:%d/disk", s.port);
     log_path(lg, sizeof(lg), "pool-info");
     char exe[256];
-    snprintf(exe, sizeof(exe), "%s/sechan-nbd", bin());
+    snprintf(exe, sizeof(exe), "%s/sechan-nbd", tp_bin_dir());
     const char *info[] = {exe, "info", uri, NULL};
     assert_int_equal(run(info, lg, IO_MS), 0);
     stop(&s);
@@ -525,7 +519,7 @@ static void test_copy_reports_io_error(void **st)
     char uri[128], out[256], lg[256], exe[256];
     snprintf(uri, sizeof(uri), "nbd://127.0.0.1:%d/", p.port);
     snprintf(out, sizeof(out), "%s/copy-eio.img", tp_build_dir());
-    snprintf(exe, sizeof(exe), "%s/sechan-nbd", bin());
+    snprintf(exe, sizeof(exe), "%s/sechan-nbd", tp_bin_dir());
     log_path(lg, sizeof(lg), "copy-eio");
     unlink(lg);
     const char *cp[] = {exe, "copy", "--no-progress", uri, out, NULL};
@@ -544,7 +538,7 @@ static void test_cli_errors(void **st)
 {
     (void)st;
     char exe[256], lg[256];
-    snprintf(exe, sizeof(exe), "%s/sechan-nbd", bin());
+    snprintf(exe, sizeof(exe), "%s/sechan-nbd", tp_bin_dir());
     log_path(lg, sizeof(lg), "cli-errors");
     const char *bad_uri[] = {exe, "info", "nbd://host:notaport/x", NULL};
     assert_int_equal(run(bad_uri, lg, IO_MS), 1);

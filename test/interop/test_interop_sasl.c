@@ -21,6 +21,7 @@
 #include "../util/need.h"
 #include "../util/nbdpeer.h"
 #include "../util/proc.h"
+#include "../util/seclink.h"
 #include "sechan/sasl.h"
 #include "sechan/tcp.h"
 #include "sechan/tls.h"
@@ -37,16 +38,10 @@ struct icase {
     enum sc_sasl_cb_type cb;
 };
 
-static const char *bin(void)
-{
-    const char *b = getenv("SECHAN_BIN_DIR");
-    return b ? b : "build/host";
-}
-
 static const char *peer_prog(enum peer_lib lib)
 {
     static char path[2][256];
-    snprintf(path[lib], sizeof(path[lib]), "%s/test/sasl-peer-%s", bin(),
+    snprintf(path[lib], sizeof(path[lib]), "%s/test/sasl-peer-%s", tp_bin_dir(),
              lib == CYRUS ? "cyrus" : "gsasl");
     return path[lib];
 }
@@ -69,15 +64,7 @@ struct run {
     char log[256];
     char path[108];
     struct sc_listener l;
-    struct sc_sock sock;
-    struct sc_tls_creds creds;
-    struct sc_tls tls;
-    struct sc_sasl sasl;
-    struct sc_sasl_layer layer;
-    uint8_t rx[SC_SASL_MAXBUF_DEFAULT + 4];
-    uint8_t tx[SC_SASL_MAXBUF_DEFAULT + 4];
-    struct sc_channel *ch;
-    bool tls_on, layer_on;
+    struct seclink link;
 };
 
 static struct run R;
@@ -117,12 +104,12 @@ static void peer_start(enum peer_lib lib, const char *const args[])
     argv[n] = NULL;
     R.pid = tp_spawn(argv, R.log);
     assert_true(R.pid > 0);
-    int r = sc_listener_accept(&R.l, &R.sock, sc_deadline_in(15000));
+    int r = sc_listener_accept(&R.l, &R.link.sock, sc_deadline_in(15000));
     if (r != 0) {
         print_error("the peer did not connect; see %s\n", R.log);
         fail();
     }
-    R.ch = &R.sock.base;
+    seclink_begin(&R.link);
 }
 
 /* Wait for the peer to exit; its exit code (after the log on failure). */
@@ -132,16 +119,9 @@ static int peer_finish(void)
     while (tp_alive(R.pid) && tp_now_ms() < end)
         tp_sleep_ms(10);
     int code = tp_stop(R.pid, 2000);
-    if (R.layer_on)
-        sc_close(&R.layer.base);
-    if (R.tls_on) {
-        sc_close(&R.tls.base);
-        sc_tls_creds_free(&R.creds);
-    }
-    sc_close(&R.sock.base);
+    seclink_close(&R.link);
     sc_listener_close(&R.l);
     unlink(R.path);
-    sc_sasl_free(&R.sasl);
     return code;
 }
 
@@ -157,34 +137,54 @@ static void show_log(void)
 
 static void our_tls(bool server)
 {
-    const char *dir = np_pki("pki-ecdsa");
-    assert_int_equal(sc_tls_creds_init(&R.creds), 0);
-    assert_int_equal(sc_tls_creds_load_x509_dir(&R.creds, dir,
-                                                server ? SC_TLS_SERVER : SC_TLS_CLIENT),
-                     0);
-    struct sc_tls_config tc = {.endpoint = server ? SC_TLS_SERVER : SC_TLS_CLIENT,
-                               .creds = &R.creds, .hostname = "localhost",
-                               .min_version = SC_TLS_1_3};
-    assert_int_equal(sc_tls_init(&R.tls, R.ch, &tc), 0);
-    int r = sc_tls_handshake_wait(&R.tls, sc_deadline_in(15000));
+    int r = seclink_tls(&R.link, np_pki("pki-ecdsa"), server, SC_TLS_1_3, sc_deadline_in(15000));
     if (r != 0) {
-        print_error("TLS: %s\n", sc_tls_errmsg(&R.tls));
+        print_error("TLS: %s\n", R.link.tls_on ? sc_tls_errmsg(&R.link.tls)
+                                               : sc_tls_creds_errmsg(&R.link.creds));
         show_log();
     }
     assert_int_equal(r, 0);
-    R.tls_on = true;
-    R.ch = &R.tls.base;
 }
 
-static void our_layer(void)
+/* Our end of the exchange, in role who, must end with want. True when it
+ * succeeded and the data phase follows; after a refusal the peer must have
+ * exited 1. */
+static bool exchange_as_wanted(const char *who, int want)
 {
-    if (!sc_sasl_has_layer(&R.sasl))
-        return;
-    assert_int_equal(sc_sasl_layer_init(&R.layer, R.ch, &R.sasl, R.rx, sizeof(R.rx), R.tx,
-                                        sizeof(R.tx)),
-                     0);
-    R.layer_on = true;
-    R.ch = &R.layer.base;
+    int r = sc_sasl_run(&R.link.sasl, R.link.ch, sc_deadline_in(30000));
+    if (r != want) {
+        print_error("%s: %s\n", who, sc_sasl_errmsg(&R.link.sasl));
+        show_log();
+    }
+    assert_int_equal(r, want);
+    if (want == 0) {
+        assert_int_equal(seclink_layer(&R.link), 0);
+        return true;
+    }
+    assert_int_equal(peer_finish(), 1);
+    return false;
+}
+
+/* Read the peer's 1 MiB into data_in. */
+static void read_data(const char *what, uint64_t deadline)
+{
+    size_t got = 0;
+    int r = sc_read_full(R.link.ch, data_in, DATA_LEN, &got, deadline);
+    if (r != 0) {
+        print_error("%s: %s (%zu bytes)\n", what, sc_channel_errmsg(R.link.ch), got);
+        show_log();
+    }
+    assert_int_equal(r, 0);
+}
+
+/* The peer exits 0 and its log says so. */
+static void peer_finished_ok(const char *line)
+{
+    int code = peer_finish();
+    if (code != 0)
+        show_log();
+    assert_int_equal(code, 0);
+    assert_true(log_has(line));
 }
 
 static void fill_pattern(void)
@@ -249,7 +249,7 @@ static bool open_link(enum peer_lib lib, const struct icase *c, bool we_serve,
     if (!c->tls)
         return false;
     our_tls(we_serve);
-    assert_int_equal(sc_sasl_binding_from_tls(bind, &R.tls, c->cb), 0);
+    assert_int_equal(sc_sasl_binding_from_tls(bind, &R.link.tls, c->cb), 0);
     return true;
 }
 
@@ -264,40 +264,20 @@ static void client_case(enum peer_lib lib, const struct icase *c, const char *pa
         .user = "alice", .password = password, .realm = "sechan", .mechs = &only,
         .mech_count = 1, .plaintext = !c->tls, .allow_no_layer = true, .qop = c->qop,
         .ciphers = SC_SASL_CIPHER_DES, .binding = bound ? &bind : NULL};
-    assert_int_equal(sc_sasl_client_init(&R.sasl, &cc), 0);
-    int r = sc_sasl_run(&R.sasl, R.ch, sc_deadline_in(30000));
-    if (r != want) {
-        print_error("our client: %s\n", sc_sasl_errmsg(&R.sasl));
-        show_log();
-    }
-    assert_int_equal(r, want);
-    if (want != 0) {
-        assert_int_equal(peer_finish(), 1);
+    assert_int_equal(sc_sasl_client_init(&R.link.sasl, &cc), 0);
+    if (!exchange_as_wanted("our client", want))
         return;
-    }
     struct sc_sasl_info info;
-    assert_int_equal(sc_sasl_info(&R.sasl, &info), 0);
+    assert_int_equal(sc_sasl_info(&R.link.sasl, &info), 0);
     assert_int_equal(info.mech, c->mech);
     if (c->mech == SC_SASL_DIGEST_MD5)
         assert_int_equal(info.qop, c->qop);
-    our_layer();
     uint64_t deadline = sc_deadline_in(60000);
-    r = sc_write_all(R.ch, data_out, DATA_LEN, deadline);
-    assert_int_equal(r, 0);
-    size_t got = 0;
-    r = sc_read_full(R.ch, data_in, DATA_LEN, &got, deadline);
-    if (r != 0) {
-        print_error("reading the echo: %s (%zu bytes)\n", sc_channel_errmsg(R.ch), got);
-        show_log();
-    }
-    assert_int_equal(r, 0);
+    assert_int_equal(sc_write_all(R.link.ch, data_out, DATA_LEN, deadline), 0);
+    read_data("reading the echo", deadline);
     assert_memory_equal(data_in, data_out, DATA_LEN);
-    int code = peer_finish();
-    if (code != 0)
-        show_log();
-    assert_int_equal(code, 0);
+    peer_finished_ok("sasl-peer: echoed 1048576 bytes");
     assert_true(log_has("sasl-peer: ok mech="));
-    assert_true(log_has("sasl-peer: echoed 1048576 bytes"));
 }
 
 /* The peer's client against our server; the peer sends 1 MiB and checks
@@ -312,36 +292,17 @@ static void server_case(enum peer_lib lib, const struct icase *c, const char *pa
         .lookup = lookup, .realm = "sechan", .mechs = &only, .mech_count = 1,
         .plaintext = !c->tls, .allow_no_layer = true,
         .qop = c->mech == SC_SASL_DIGEST_MD5 ? c->qop : 0, .binding = bound ? &bind : NULL};
-    assert_int_equal(sc_sasl_server_init(&R.sasl, &sc), 0);
-    int r = sc_sasl_run(&R.sasl, R.ch, sc_deadline_in(30000));
-    if (r != want) {
-        print_error("our server: %s\n", sc_sasl_errmsg(&R.sasl));
-        show_log();
-    }
-    assert_int_equal(r, want);
-    if (want != 0) {
-        assert_int_equal(peer_finish(), 1);
+    assert_int_equal(sc_sasl_server_init(&R.link.sasl, &sc), 0);
+    if (!exchange_as_wanted("our server", want))
         return;
-    }
     struct sc_sasl_info info;
-    assert_int_equal(sc_sasl_info(&R.sasl, &info), 0);
+    assert_int_equal(sc_sasl_info(&R.link.sasl, &info), 0);
     assert_string_equal(info.user, "alice");
     assert_int_equal(info.channel_bound, c->tls);
-    our_layer();
     uint64_t deadline = sc_deadline_in(60000);
-    size_t got = 0;
-    r = sc_read_full(R.ch, data_in, DATA_LEN, &got, deadline);
-    if (r != 0) {
-        print_error("reading: %s (%zu bytes)\n", sc_channel_errmsg(R.ch), got);
-        show_log();
-    }
-    assert_int_equal(r, 0);
-    assert_int_equal(sc_write_all(R.ch, data_in, DATA_LEN, deadline), 0);
-    int code = peer_finish();
-    if (code != 0)
-        show_log();
-    assert_int_equal(code, 0);
-    assert_true(log_has("sasl-peer: sent and verified 1048576 bytes"));
+    read_data("reading", deadline);
+    assert_int_equal(sc_write_all(R.link.ch, data_in, DATA_LEN, deadline), 0);
+    peer_finished_ok("sasl-peer: sent and verified 1048576 bytes");
 }
 
 static const struct icase common_cases[] = {

@@ -484,6 +484,12 @@ bool tp_in_ci(void)
     return ci != NULL && ci[0] != '\0';
 }
 
+const char *tp_bin_dir(void)
+{
+    const char *d = getenv("SECHAN_BIN_DIR");
+    return (d != NULL && d[0] != '\0') ? d : "build/host";
+}
+
 const char *tp_build_dir(void)
 {
     const char *d = getenv("SECHAN_TEST_DIR");

@@ -95,6 +95,10 @@ bool tp_file_has(const char *path, const char *text, int wait_ms);
 /* Copy a file (a peer's log) to stderr, each line after prefix. */
 void tp_print_file(const char *path, const char *prefix);
 
+/* Where our programs are built: $SECHAN_BIN_DIR if set and non-empty,
+ * else "build/host". */
+const char *tp_bin_dir(void);
+
 /* $SECHAN_TEST_DIR if set and non-empty, else "build/test". */
 const char *tp_build_dir(void);
 
