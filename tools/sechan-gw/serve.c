@@ -213,21 +213,20 @@ static void serve_conn(struct gw_conn *c)
         size_t hl = strlen(how);
         snprintf(how + hl, sizeof(how) - hl, "%sSASL %s", hl ? " + " : "",
                  mech_text(&si, mt, sizeof(mt)));
-        if (sc_sasl_has_layer(&c->sasl)) {
+        layer = sc_sasl_has_layer(&c->sasl);
+        if (layer)
             r = sc_sasl_layer_init(&c->layer, ch, &c->sasl, c->layer_rx, sizeof(c->layer_rx),
                                    c->layer_tx, sizeof(c->layer_tx));
-            sc_sasl_free(&c->sasl);
-            if (r != 0) {
-                logf_conn(c, "\"%s\" authenticated but the security layer failed: %s; closed",
-                          identity, sc_channel_errmsg(&c->layer.base));
-                if (tls_on)
-                    sc_close(&c->tls.base);
-                return;
-            }
-            ch = &c->layer.base;
-            layer = true;
+        sc_sasl_free(&c->sasl);  /* the layer holds its keys now */
+        if (layer && r != 0) {
+            logf_conn(c, "\"%s\" authenticated but the security layer failed: %s; closed",
+                      identity, sc_channel_errmsg(&c->layer.base));
+            if (tls_on)
+                sc_close(&c->tls.base);
+            return;
         }
-        sc_sasl_free(&c->sasl);
+        if (layer)
+            ch = &c->layer.base;
     }
     const struct gw_route *route = gw_route_find(cfg, identity);
     char at[GW_ADDR_MAX + 16];
