@@ -143,7 +143,8 @@ BENCH_OBJS := $(filter-out $(OUT)/obj/boards/common/fwapp.o,$(OBJS)) \
 bench-elf: $(BENCH_ELF)
 $(BENCH_ELF): $(BENCH_OBJS) $(LIBMBED) boards/$(BOARD)/link.ld
 	@$(BOARD_CC) $(BOARD_ARCH) $(LIBC) -nostartfiles -T boards/$(BOARD)/link.ld \
-		-Wl,--gc-sections -Wl,--defsym=STACK_SIZE=$(STACK) -o $@ $(BENCH_OBJS) $(LIBMBED) -lc -lgcc
+		-Wl,--gc-sections -Wl,--defsym=STACK_SIZE=$(STACK) -Wl,--wrap=mbedtls_cipher_auth_decrypt_ext \
+		-o $@ $(BENCH_OBJS) $(LIBMBED) -lc -lgcc
 	@echo "  built $@"
 
 -include $(shell find $(OUT)/obj -name '*.d' 2>/dev/null)

@@ -214,7 +214,7 @@ linux-agent/virtio)
     # The guest's console (the agent's output among it) comes on stderr.
     # The agent links the host build of Mbed TLS, compiled for AES-NI and
     # SSE4.1: the guest CPU must have them (TCG's qemu64 has not: SIGILL).
-    export LINUX_GUEST_QEMU_OPTS="-cpu max -device virtio-rng-pci"
+    export LINUX_GUEST_QEMU_OPTS="-cpu max,erms=off,fsrm=off -device virtio-rng-pci"
     cmd=(scripts/linux-guest-run.sh "$guest" "socket,host=127.0.0.1,port=$port,server=off,nodelay=on"
          org.sechan.nbd "$limit") ;;
 *) echo "run-board: no such board/transport: $board/$transport" >&2; exit 2 ;;

@@ -64,6 +64,10 @@ struct fw_env {
     uint32_t timeout_ms;                   /* for the whole run */
 };
 
+/* Microseconds from any fixed start: each board's finest clock. The bench
+ * (fwbench.c) times every record decryption with it. */
+uint64_t fw_now_us(void);
+
 /* Run once; returns an FW_EXIT_* status. */
 int fw_run(const struct fw_env *env);
 

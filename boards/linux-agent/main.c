@@ -5,12 +5,21 @@
  *
  * Prints the same result line as the boards and exits with its status.
  */
+#define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "fwapp.h"
 #include "sechan/port.h"
 #include "sechan/vport.h"
+
+uint64_t fw_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static void log_line(const char *line)
 {
