@@ -228,7 +228,7 @@ const char *sc_virtio_rng_errmsg(const struct sc_virtio_rng *r);
  *                               the next record while the CPU decrypts this
  *                               one. 4 x 512 bytes left the firmware
  *                               waiting on the device for 16-20% of a bulk
- *                               read under QEMU, 8 x 512 for 2-9%
+ *                               read under QEMU, 8 x 512 for 1-9%
  *                               (make bench-qemu).
  *   SC_VIRTIO_SERIAL_TX_BUFS    transmit buffers
  *   SC_VIRTIO_SERIAL_CTRL_BUFS  control receive buffers kept posted; QEMU
