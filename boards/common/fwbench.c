@@ -219,12 +219,6 @@ int __wrap_mbedtls_cipher_auth_decrypt_ext(mbedtls_cipher_context_t *ctx,
                                            const unsigned char *ad, size_t ad_len,
                                            const unsigned char *input, size_t ilen,
                                            unsigned char *output, size_t output_len,
-                                           size_t *olen, size_t tag_len);
-int __wrap_mbedtls_cipher_auth_decrypt_ext(mbedtls_cipher_context_t *ctx,
-                                           const unsigned char *iv, size_t iv_len,
-                                           const unsigned char *ad, size_t ad_len,
-                                           const unsigned char *input, size_t ilen,
-                                           unsigned char *output, size_t output_len,
                                            size_t *olen, size_t tag_len)
 {
     struct fwb_prof *p = fwb_prof_cur;
