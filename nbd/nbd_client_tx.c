@@ -299,6 +299,7 @@ static int complete(struct sc_nbd_client *c, struct sc_nbd_slot *s)
     if (s->nbd_error == 0 && s->req.type == SC_NBD_CMD_BLOCK_STATUS && s->extent_sum == 0)
         return nbd_client_fail(c, SC_ERR_PROTO, "block status reply without extents");
     s->state = SLOT_DONE;
+    c->completions++;
     rx_reset(c);
     return 0;
 }

@@ -73,8 +73,13 @@ static int pump(struct sc_nbd_conn *n, enum sc_dir *want)
         sc_nbd_client_sendack(&n->eng, (size_t)w);
         moved = true;
     }
+    /* Stop reading at a completion: the caller reaps it and submits the next
+     * request before the replies queued behind it are read, or the window
+     * would drain to empty whenever the replies come faster than we read. */
     uint8_t *in;
-    while ((in = sc_nbd_client_recvbuf(&n->eng, &len)) != NULL && len > 0) {
+    uint32_t completions = n->eng.completions;
+    while (n->eng.completions == completions &&
+           (in = sc_nbd_client_recvbuf(&n->eng, &len)) != NULL && len > 0) {
         long r = sc_read(n->ch, in, len);
         if (r == SC_ERR_AGAIN) {
             *want |= sc_direction(n->ch);

@@ -21,8 +21,9 @@
  *       them, down to FWB_CHUNK_MIN): its first FWB_PASS1_MAX bytes one
  *       request at a time (sc_nbd_pread), checking every byte of the pattern
  *       untimed; then all of it with FWB_DEPTH requests in flight (the
- *       engine's window), checking a sample of each chunk, in FWB_ROUNDS
- *       slices with FWB_ROUND_DECRYPT_MS of the decrypt step before each.
+ *       engine's window), checking a sample of each chunk, as one stream
+ *       that stops FWB_ROUNDS times, once per slice of the export, for
+ *       FWB_ROUND_DECRYPT_MS of the decrypt step, its window kept full.
  *       The emulated CPU's speed drifts with the host's load (the same
  *       loop ran at 16 to 27 MiB/s on the Linux agent in boots a minute
  *       apart): interleaving sets each slice of reads against the CPU of
@@ -42,9 +43,10 @@
  *   sechan-bench: board=B nbd-read chunk=C records=I/O bytes1=X wire-bytes1=Y ms1=T
  *                 wait-ms1=W Bps1=V depth=D rounds=S bytes2=X ms2=T wait-ms2=W Bps2=V
  *                 records2=N record-bytes2=X record-us2=U reads2=N read-us2=U
- *                 writes2=N write-us2=U
+ *                 writes2=N write-us2=U waits2=N
  *   (call-us, record-us2: time inside the decryptions; record-bytes2: the
- *   ciphertext they were given; reads2/writes2: calls into the transport)
+ *   ciphertext they were given; reads2/writes2: calls into the transport;
+ *   waits2: times the NBD run blocked on the link, wait-ms2 in all)
  *   sechan-bench: board=B result=PASS|FAIL ...
  */
 #include <stdbool.h>
@@ -79,7 +81,8 @@ static struct sc_tls_creds fwb_creds;
 static uint8_t fwb_buf[FWB_DEPTH][FWB_CHUNK_MAX];
 static uint8_t fwb_rec[FWB_RECORD + FWB_TAG];   /* one sealed record */
 static uint8_t fwb_plain[FWB_RECORD];
-static char fwb_line[400];
+static uint8_t fwb_out[FWB_RECORD];   /* the decrypt step's reader's buffer */
+static char fwb_line[448];
 
 static int fwb_fail(const struct fw_env *env, int status, const char *step, int err,
                     const char *msg)
@@ -111,7 +114,8 @@ struct fwb_link {
     struct sc_channel base;
     uint8_t held[FWB_HELLO_LEN];
     size_t held_len, held_off;
-    uint64_t wait_ms;      /* time spent blocked in wait() */
+    uint64_t wait_us;      /* time spent blocked in wait() */
+    unsigned long waits;   /* and how often */
     uint64_t read_bytes;   /* bytes read from the link */
     unsigned long reads, writes;  /* calls into the transport */
     uint64_t read_us, write_us;   /* time they took */
@@ -174,9 +178,10 @@ static int fwb_link_wait(struct sc_channel *ch, enum sc_dir dir, uint64_t deadli
     struct fwb_link *l = (struct fwb_link *)ch;
     if ((dir & SC_DIR_READ) != 0 && l->held_off < l->held_len)
         return 0;
-    uint64_t t0 = sc_port_now_ms();
+    uint64_t t0 = fw_now_us();
     int r = sc_wait(ch->lower, dir, deadline_ms);
-    l->wait_ms += sc_port_now_ms() - t0;
+    l->wait_us += fw_now_us() - t0;
+    l->waits++;
     return r;
 }
 
@@ -288,7 +293,7 @@ static int fwb_decrypt_setup(const struct fw_env *env)
  * both timed, per record. */
 static int fwb_decrypt_run(const struct fw_env *env, uint64_t ms)
 {
-    memset(fwb_buf[0], 0, FWB_RECORD);
+    memset(fwb_out, 0, FWB_RECORD);
     fwb_prof_cur = &fwb_prof_dec;
     uint64_t t0 = sc_port_now_ms(), t = t0;
     unsigned long records = 0;
@@ -301,13 +306,13 @@ static int fwb_decrypt_run(const struct fw_env *env, uint64_t ms)
         if (r != 0 || olen != FWB_RECORD)
             return fwb_fail(env, FW_EXIT_READ, "decrypt", SC_ERR_TLS_RECORD,
                             "record did not authenticate");
-        memcpy(fwb_buf[0], fwb_plain, FWB_RECORD);
+        memcpy(fwb_out, fwb_plain, FWB_RECORD);
         records++;
         t = sc_port_now_ms();
     }
     fwb_prof_cur = NULL;
     for (uint32_t i = 0; i < FWB_RECORD; i++)
-        if (fwb_buf[0][i] != fw_pattern_byte(i))
+        if (fwb_out[i] != fw_pattern_byte(i))
             return fwb_fail(env, FW_EXIT_PATTERN, "decrypt", SC_ERR_PROTO, "wrong plaintext");
     fwb_dec.records += records;
     fwb_dec.ms += t - t0;
@@ -380,21 +385,39 @@ static int fwb_stream(const struct fw_env *env, uint32_t n, bool echo, uint64_t 
 
 _Static_assert(FWB_RECORD <= FWB_CHUNK_MAX, "a decrypted record fits a chunk buffer");
 
-/* Read [from, to) with FWB_DEPTH requests of chunk bytes in flight,
- * checking a sample of each reply against the pattern. */
-static int fwb_window_read(const struct fw_env *env, uint64_t from, uint64_t to, uint32_t chunk,
-                           uint64_t deadline)
+/* Read [0, size) as one stream with FWB_DEPTH requests of chunk bytes in
+ * flight, checking a sample of each reply against the pattern. It pauses
+ * FWB_ROUNDS times for FWB_ROUND_DECRYPT_MS of the decrypt step: first
+ * before any request, then each time another slice of the export has come
+ * in, with the window refilled, so the stream never drains (a reader that
+ * stopped to empty its window at each pause would pay the round trip of a
+ * new request each time, which one continuous read does not). *busy gets
+ * the time spent reading, without the pauses. */
+static int fwb_stream_read(const struct fw_env *env, uint64_t size, uint32_t chunk,
+                           uint64_t *busy, uint64_t deadline)
 {
-    uint64_t next = from, done = from;
+    uint64_t next = 0, done = 0, pause_at = 0, t0 = 0;
     uint64_t slot_off[FWB_DEPTH];
     uint32_t slot_len[FWB_DEPTH];
     bool slot_busy[FWB_DEPTH] = {false};
+    unsigned round = 0;
     int r;
-    while (done < to) {
-        for (unsigned i = 0; i < FWB_DEPTH && next < to; i++) {
+    *busy = 0;
+    while (done < size) {
+        if (round < FWB_ROUNDS && done >= pause_at) {
+            if (round > 0)
+                *busy += sc_port_now_ms() - t0;
+            if ((r = fwb_decrypt_run(env, FWB_ROUND_DECRYPT_MS)) != 0)
+                return r;
+            round++;
+            pause_at = size * round / FWB_ROUNDS;
+            fwb_prof_cur = &fwb_prof_nbd;
+            t0 = sc_port_now_ms();
+        }
+        for (unsigned i = 0; i < FWB_DEPTH && next < size; i++) {
             if (slot_busy[i])
                 continue;
-            uint32_t len = to - next < chunk ? (uint32_t)(to - next) : chunk;
+            uint32_t len = size - next < chunk ? (uint32_t)(size - next) : chunk;
             struct sc_nbd_request req = {.type = SC_NBD_CMD_READ, .offset = next, .length = len,
                                          .buf = fwb_buf[i], .user = &slot_busy[i]};
             uint64_t cookie;
@@ -419,6 +442,8 @@ static int fwb_window_read(const struct fw_env *env, uint64_t from, uint64_t to,
             done += slot_len[i];
         }
     }
+    *busy += sc_port_now_ms() - t0;
+    fwb_prof_cur = NULL;
     return 0;
 }
 
@@ -447,7 +472,7 @@ static int fwb_nbd(const struct fw_env *env, uint64_t deadline)
         chunk /= 2;
 
     /* One request at a time (sc_nbd_pread), every byte checked (untimed) */
-    fwb_link.wait_ms = 0;
+    fwb_link.wait_us = 0;
     fwb_link.read_bytes = 0;
     uint64_t busy1 = 0, size1 = size < FWB_PASS1_MAX ? size : FWB_PASS1_MAX;
     for (uint64_t off = 0; off < size1;) {
@@ -462,27 +487,17 @@ static int fwb_nbd(const struct fw_env *env, uint64_t deadline)
                             "the export does not hold the pattern");
         off += len;
     }
-    uint64_t wait1 = fwb_link.wait_ms, wire1 = fwb_link.read_bytes;
+    uint64_t wait1 = fwb_link.wait_us / 1000u, wire1 = fwb_link.read_bytes;
 
-    /* FWB_DEPTH requests in flight, sampled checks (timed), in slices
-     * each after a spell of decryption */
-    fwb_link.wait_ms = 0;
-    fwb_link.reads = fwb_link.writes = 0;
+    /* FWB_DEPTH requests in flight, sampled checks (timed), with spells
+     * of decryption in the stream */
+    fwb_link.wait_us = 0;
+    fwb_link.waits = fwb_link.reads = fwb_link.writes = 0;
     fwb_link.read_us = fwb_link.write_us = 0;
     uint64_t busy2 = 0;
-    for (unsigned round = 0; round < FWB_ROUNDS; round++) {
-        if ((r = fwb_decrypt_run(env, FWB_ROUND_DECRYPT_MS)) != 0)
-            return r;
-        uint64_t t0 = sc_port_now_ms();
-        fwb_prof_cur = &fwb_prof_nbd;
-        r = fwb_window_read(env, size * round / FWB_ROUNDS, size * (round + 1) / FWB_ROUNDS,
-                            chunk, deadline);
-        fwb_prof_cur = NULL;
-        busy2 += sc_port_now_ms() - t0;
-        if (r != 0)
-            return r;
-    }
-    uint64_t wait2 = fwb_link.wait_ms;
+    if ((r = fwb_stream_read(env, size, chunk, &busy2, deadline)) != 0)
+        return r;
+    uint64_t wait2 = fwb_link.wait_us / 1000u;
     struct sc_tls_info ti;
     sc_tls_get_info(&fwb_conn.tls, &ti);
     r = sc_nbd_close(&fwb_conn, deadline);
@@ -493,14 +508,14 @@ static int fwb_nbd(const struct fw_env *env, uint64_t deadline)
              "sechan-bench: board=%s nbd-read chunk=%lu records=%lu/%lu bytes1=%lu wire-bytes1=%lu "
              "ms1=%lu wait-ms1=%lu Bps1=%lu depth=%u rounds=%u bytes2=%lu ms2=%lu wait-ms2=%lu "
              "Bps2=%lu records2=%lu record-bytes2=%lu record-us2=%lu reads2=%lu read-us2=%lu "
-             "writes2=%lu write-us2=%lu",
+             "writes2=%lu write-us2=%lu waits2=%lu",
              env->board, (unsigned long)chunk, (unsigned long)ti.max_in_record,
              (unsigned long)ti.max_out_record, (unsigned long)size1, (unsigned long)wire1,
              (unsigned long)busy1, (unsigned long)wait1, fwb_bps(size1, busy1), FWB_DEPTH,
              FWB_ROUNDS, (unsigned long)size, (unsigned long)busy2, (unsigned long)wait2,
              fwb_bps(size, busy2), fwb_prof_nbd.calls, (unsigned long)fwb_prof_nbd.bytes,
              (unsigned long)fwb_prof_nbd.us, fwb_link.reads, (unsigned long)fwb_link.read_us,
-             fwb_link.writes, (unsigned long)fwb_link.write_us);
+             fwb_link.writes, (unsigned long)fwb_link.write_us, fwb_link.waits);
     env->log(fwb_line);
     return 0;
 }

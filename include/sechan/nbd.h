@@ -183,6 +183,7 @@ struct sc_nbd_client {
     uint8_t sendq[SC_NBD_WINDOW];
     unsigned sendq_head, sendq_len;
     unsigned in_flight;
+    uint32_t completions;             /* requests completed, ever (wraps) */
     int tx_slot;                      /* request being sent, -1 if none */
     uint32_t generation;
     bool disc_queued, disc_sent;
@@ -244,7 +245,9 @@ int sc_nbd_connect(struct sc_nbd_conn *n, struct sc_channel *raw,
                    const struct sc_tls_config *tls_cfg, uint64_t deadline_ms);
 
 /* Move bytes both ways without waiting; 0 when something moved, SC_ERR_AGAIN
- * when nothing could, or a fatal error. */
+ * when nothing could, or a fatal error. Reading stops at the first request
+ * completed, so the caller can reap it and fill the window again before the
+ * rest of the replies come in; call again to go on. */
 int sc_nbd_conn_pump(struct sc_nbd_conn *n);
 /* Pump, waiting on the channel when nothing moves, until the engine has a
  * completion to reap (or no request is in flight), or the deadline. */

@@ -221,6 +221,38 @@ static void test_plain_client_refused(void **st)
     assert_int_not_equal(stop_server(), SC_ERR_TIMEOUT);
 }
 
+/* With two replies already in, a wait returns at the first completion and
+ * leaves the second unread: the caller refills the window between them. */
+static void test_wait_stops_at_first_completion(void **st)
+{
+    (void)st;
+    start_server(SC_NBD_TLS_OFF);
+    struct sc_nbd_client_config cfg = {.export_name = "disk", .no_structured_replies = true};
+    connect_client(&cfg);
+    static uint8_t back[2][4096];
+    for (unsigned i = 0; i < 2; i++) {
+        struct sc_nbd_request req = {.type = SC_NBD_CMD_READ, .offset = i * 4096u,
+                                     .length = 4096, .buf = back[i]};
+        assert_int_equal(sc_nbd_client_submit(&cl.eng, &req, NULL), 0);
+    }
+    assert_int_equal(sc_nbd_conn_pump(&cl), 0);  /* both requests sent */
+    const size_t reply = 16 + 4096;              /* simple reply header + data */
+    uint64_t deadline = sc_deadline_in(IO_MS);
+    while (sc_pending(&pipe_pair.a.base) < 2 * reply && sc_port_now_ms() < deadline)
+        (void)sc_wait(&pipe_pair.a.base, SC_DIR_READ, sc_deadline_in(1));
+    assert_true(sc_pending(&pipe_pair.a.base) >= 2 * reply);
+    struct sc_nbd_completion c;
+    assert_int_equal(sc_nbd_conn_wait(&cl, sc_deadline_in(IO_MS)), 0);
+    assert_int_equal(sc_nbd_client_reap(&cl.eng, &c), 1);
+    assert_int_equal(sc_nbd_client_reap(&cl.eng, &c), 0);
+    assert_int_equal(sc_pending(&pipe_pair.a.base), reply);
+    assert_int_equal(sc_nbd_conn_wait(&cl, sc_deadline_in(IO_MS)), 0);
+    assert_int_equal(sc_nbd_client_reap(&cl.eng, &c), 1);
+    assert_int_equal(c.error, 0);
+    assert_int_equal(sc_nbd_close(&cl, sc_deadline_in(IO_MS)), 0);
+    assert_int_equal(stop_server(), 0);
+}
+
 static int setup(void **st)
 {
     (void)st;
@@ -240,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_simple_replies),
         cmocka_unit_test(test_starttls_psk_extended),
         cmocka_unit_test(test_plain_client_refused),
+        cmocka_unit_test(test_wait_stops_at_first_completion),
     };
     return cmocka_run_group_tests_name("nbd_engines", tests, setup, NULL);
 }
