@@ -7,10 +7,11 @@
 #      once) and as a sink (host to firmware only, the direction of reads);
 #   2. against qemu-nbd, then nbdkit, with TLS (PSK): NBD reads, one in
 #      flight (over the first MiB) and four in flight (the whole export as
-#      one stream that stops eight times for the decrypt step, so the NBD
-#      rate is set against the CPU of the same minute), with the time the
-#      firmware spent waiting on the link, in the transport's read and
-#      write calls and in Mbed TLS's record decryptions counted apart.
+#      one stream that stops up to 32 times for 60 ms of the decrypt step,
+#      so the NBD rate is set against the CPU of the same seconds), with
+#      the time the firmware spent waiting on the link, in the transport's
+#      read and write calls and in Mbed TLS's record decryptions counted
+#      apart.
 # All rates come from the firmware's own clock; each figure is the median of
 # BENCH_QEMU_RUNS runs. Prints one table with the NBD-over-TLS rate against
 # the lesser of echo and decrypt (the target is 90 %) and against decrypt and
@@ -139,7 +140,7 @@ for r in "${rows[@]}"; do
         "$(rate "$kit1")" "$(rate "$kit2")" "$pct" "$spct"
 done
 echo "decrypt: AES-128-GCM records of the size the firmware accepts, decrypted and copied out, no I/O"
-echo "  (in the same boot as the qemu-nbd reads, in eight spells among them)"
+echo "  (in the same boot as the qemu-nbd reads, in spells of 60 ms among them)"
 echo "echo: bytes each way per second, both at once; sink: host to firmware only"
 echo "x1: NBD over TLS, one read in flight; x4: four (the engine's window); a read is the"
 echo "  largest power of two up to 256 KiB that the export holds 64 times, at least 16 KiB"

@@ -22,8 +22,9 @@
  *       request at a time (sc_nbd_pread), checking every byte of the pattern
  *       untimed; then all of it with FWB_DEPTH requests in flight (the
  *       engine's window), checking a sample of each chunk, as one stream
- *       that stops FWB_ROUNDS times, once per slice of the export, for
- *       FWB_ROUND_DECRYPT_MS of the decrypt step, its window kept full.
+ *       that stops up to FWB_ROUNDS times, once per slice of the export
+ *       (at most once per reply), for FWB_ROUND_DECRYPT_MS of the decrypt
+ *       step, its window kept full.
  *       The emulated CPU's speed drifts with the host's load (the same
  *       loop ran at 16 to 27 MiB/s on the Linux agent in boots a minute
  *       apart): interleaving sets each slice of reads against the CPU of
@@ -68,8 +69,8 @@
 #define FWB_CHUNK_ROUNDS 64u             /* requests an export makes at least */
 #define FWB_DEPTH 4u                     /* requests in flight, second pass */
 #define FWB_PASS1_MAX (1024u * 1024u)    /* bytes read one request at a time */
-#define FWB_ROUNDS 8u                    /* slices of the second pass */
-#define FWB_ROUND_DECRYPT_MS 125u        /* decrypt time before each slice */
+#define FWB_ROUNDS 32u                   /* slices of the second pass */
+#define FWB_ROUND_DECRYPT_MS 60u         /* decrypt time before each slice */
 _Static_assert(FWB_DEPTH <= SC_NBD_WINDOW, "the engine's window holds FWB_DEPTH requests");
 #define FWB_RECORD MBEDTLS_SSL_IN_CONTENT_LEN
 #define FWB_TAG 16u                      /* AES-GCM tag */
