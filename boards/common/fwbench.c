@@ -29,7 +29,7 @@
  *       loop ran at 16 to 27 MiB/s on the Linux agent in boots a minute
  *       apart): interleaving sets each slice of reads against the CPU of
  *       the same moment, and the decrypt line printed is the sum over the
- *       slices. Counted apart: the time spent waiting on the link, inside
+ *       spells. Counted apart: the time spent waiting on the link, inside
  *       the transport's read and write calls, and inside Mbed TLS's record
  *       decryptions (each timed on the board's microsecond clock, see the
  *       wrap below). (A server that leaves Nagle's algorithm on, as
@@ -384,13 +384,12 @@ static int fwb_stream(const struct fw_env *env, uint32_t n, bool echo, uint64_t 
 
 /* ---- 4. NBD over TLS: read the whole export ---- */
 
-_Static_assert(FWB_RECORD <= FWB_CHUNK_MAX, "a decrypted record fits a chunk buffer");
-
 /* Read [0, size) as one stream with FWB_DEPTH requests of chunk bytes in
- * flight, checking a sample of each reply against the pattern. It pauses
- * FWB_ROUNDS times for FWB_ROUND_DECRYPT_MS of the decrypt step: first
+ * flight, checking a sample of each reply against the pattern. It pauses up
+ * to FWB_ROUNDS times for FWB_ROUND_DECRYPT_MS of the decrypt step: first
  * before any request, then each time another slice of the export has come
- * in, with the window refilled, so the stream never drains (a reader that
+ * in (at most once per reply), with the window refilled, so the stream
+ * never drains (a reader that
  * stopped to empty its window at each pause would pay the round trip of a
  * new request each time, which one continuous read does not). *busy gets
  * the time spent reading, without the pauses. */
@@ -534,7 +533,7 @@ int fw_run(const struct fw_env *env)
     if (r != 0)
         return fwb_fail(env, FW_EXIT_CONNECT, "hello", r, sc_channel_errmsg(env->peer));
     if (memcmp(fwb_link.held, "NBDMAGIC", FWB_HELLO_LEN) == 0) {
-        /* decrypt here too, between slices of reads, to set the NBD
+        /* decrypt here too, in spells among the reads, to set the NBD
          * rate against the CPU the emulator gave this very run */
         fwb_link.held_len = FWB_HELLO_LEN;
         r = fwb_decrypt_setup(env);
