@@ -46,17 +46,12 @@ static bool is_scram(enum sc_sasl_mech m)
     return m != SC_SASL_DIGEST_MD5;
 }
 
-static bool is_plus(enum sc_sasl_mech m)
-{
-    return m == SC_SASL_SCRAM_SHA_256_PLUS || m == SC_SASL_SCRAM_SHA_1_PLUS;
-}
-
 /* The policy of docs/sasl.md for one mechanism on one side. */
 static bool mech_allowed(enum sc_sasl_mech m, bool plaintext, bool allow_no_layer, unsigned qop,
                          const struct sc_sasl_binding *b)
 {
     bool bindable = b != NULL && b->type != SC_SASL_CB_NONE && b->len > 0;
-    if (is_plus(m))
+    if (sasl_mech_is_plus(m))
         return bindable && !plaintext;
     if (is_scram(m))
         return !plaintext || allow_no_layer;

@@ -111,6 +111,12 @@ static inline const struct sasl_impl *sasl_cimpl_of(const struct sc_sasl *s)
     return (const struct sasl_impl *)(const void *)s->opaque.bytes;
 }
 
+/* A SCRAM -PLUS mechanism: one with channel binding. */
+static inline bool sasl_mech_is_plus(enum sc_sasl_mech m)
+{
+    return m == SC_SASL_SCRAM_SHA_256_PLUS || m == SC_SASL_SCRAM_SHA_1_PLUS;
+}
+
 /* Record the first error with a message; returns err. */
 int sasl_fail(struct sasl_impl *im, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

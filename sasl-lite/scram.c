@@ -18,11 +18,6 @@ static const char *cb_name(enum sc_sasl_cb_type t)
     }
 }
 
-static bool mech_is_plus(enum sc_sasl_mech m)
-{
-    return m == SC_SASL_SCRAM_SHA_256_PLUS || m == SC_SASL_SCRAM_SHA_1_PLUS;
-}
-
 static bool mech_is_sha256(enum sc_sasl_mech m)
 {
     return m == SC_SASL_SCRAM_SHA_256_PLUS || m == SC_SASL_SCRAM_SHA_256;
@@ -185,7 +180,7 @@ int scram_client_start(struct sasl_impl *im, uint8_t *out, size_t cap, size_t *o
     const struct sc_sasl_client_config *cfg = &im->ccfg;
     memset(sc, 0, sizeof(*sc));
     sc->sha256 = mech_is_sha256(im->mech);
-    sc->plus = mech_is_plus(im->mech);
+    sc->plus = sasl_mech_is_plus(im->mech);
     sc->hash_len = sc->sha256 ? 32 : 20;
 
     struct sasl_text gs2 = {.buf = sc->gs2, .cap = sizeof(sc->gs2) - 1};
@@ -669,7 +664,7 @@ int scram_server_start(struct sasl_impl *im, const uint8_t *in, size_t in_len, b
     struct scram_state *sc = &im->m.scram;
     memset(sc, 0, sizeof(*sc));
     sc->sha256 = mech_is_sha256(im->mech);
-    sc->plus = mech_is_plus(im->mech);
+    sc->plus = sasl_mech_is_plus(im->mech);
     sc->hash_len = sc->sha256 ? 32 : 20;
     *out_len = 0;
     if (!has_in)
