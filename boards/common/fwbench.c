@@ -389,10 +389,10 @@ static int fwb_stream(const struct fw_env *env, uint32_t n, bool echo, uint64_t 
  * to FWB_ROUNDS times for FWB_ROUND_DECRYPT_MS of the decrypt step: first
  * before any request, then each time another slice of the export has come
  * in (at most once per reply), with the window refilled, so the stream
- * never drains (a reader that
- * stopped to empty its window at each pause would pay the round trip of a
- * new request each time, which one continuous read does not). *busy gets
- * the time spent reading, without the pauses. */
+ * never drains (a reader that stopped to empty its window at each pause
+ * would pay the round trip of a new request each time, which one
+ * continuous read does not). *busy gets the time spent reading, without
+ * the pauses. */
 static int fwb_stream_read(const struct fw_env *env, uint64_t size, uint32_t chunk,
                            uint64_t *busy, uint64_t deadline)
 {
